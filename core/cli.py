@@ -1,0 +1,312 @@
+"""The ``connectord`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import orjson
+
+from . import __version__
+from .config import Config, ConfigError, config_path, load_config
+from .errors import ConnectordError, PluginError, StateError
+from .registry import Registry, load_registry
+
+CONFIG_HELP = "Config file (default: $CONNECTORD_CONFIG, else ./connectors.toml)."
+
+
+def _registry() -> Registry:
+    try:
+        return load_registry()
+    except PluginError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _load(config: str | None, registry: Registry | None = None) -> tuple[Config, Registry]:
+    registry = registry or _registry()
+    try:
+        return load_config(config_path(config), registry), registry
+    except ConfigError as err:
+        click.echo(str(err), err=True)
+        sys.exit(1)
+
+
+def _dump(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    ago = time.time() - timestamp
+    unit = (
+        f"{int(ago)}s"
+        if ago < 120
+        else f"{int(ago // 60)}m"
+        if ago < 7200
+        else f"{int(ago // 3600)}h"
+        if ago < 172800
+        else f"{int(ago // 86400)}d"
+    )
+    return f"{moment:%Y-%m-%d %H:%M:%S}Z ({unit} ago)"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="connectord")
+def cli() -> None:
+    """Move customer data between engagement and analytics platforms."""
+
+
+@cli.command()
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def run(config: str | None) -> None:
+    """Run the daemon in the foreground (systemd Type=notify)."""
+    from .daemon import run_daemon
+
+    sys.exit(run_daemon(config_path(config), _registry()))
+
+
+@cli.command()
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--online", is_flag=True, help="Also verify credentials against the vendors.")
+def check(config: str | None, online: bool) -> None:
+    """Validate the configuration; exit 1 on any error."""
+    cfg, _ = _load(config)
+    enabled = cfg.enabled()
+    click.echo(f"{cfg.path}: valid — {len(cfg.connectors)} connectors, {len(enabled)} enabled")
+    for note in cfg.notes:
+        click.echo(f"  note: {note}")
+    problems = _check_state_file(cfg)
+    if online:
+        from .checks import check_online
+
+        problems += asyncio.run(check_online(cfg, click.echo))
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+
+
+def _check_state_file(cfg: Config) -> list[str]:
+    if not cfg.state_path.exists():
+        return []
+    from .state import Store
+
+    try:
+        store = Store(cfg.state_path, readonly=True, create=False)
+    except StateError as err:
+        return [str(err)]
+    try:
+        result = store.conn.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        store.close()
+    return [] if result == "ok" else [f"state file {cfg.state_path} fails its check: {result}"]
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output with schemas.")
+def plugins(as_json: bool) -> None:
+    """List every source, mapping and destination type and the plugin providing it."""
+    registry = _registry()
+    described = [t.describe() for t in registry.all()]
+    if as_json:
+        _dump(described)
+        return
+    for kind in ("source", "mapping", "destination"):
+        rows = [d for d in described if d["kind"] == kind]
+        click.echo(click.style(f"{kind}s", bold=True))
+        width = max((len(d["type"]) for d in rows), default=0)
+        for d in rows:
+            mode = f" ({d['mode']})" if d["mode"] else ""
+            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{d['provider']}]")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option(
+    "--full-refresh", is_flag=True, help="Forget the checkpoint first and read from the start."
+)
+def sync(name: str, config: str | None, full_refresh: bool) -> None:
+    """Run one connector once now and print progress; exit 1 on failure.
+
+    A pull connector reads its source from the checkpoint; a push connector delivers
+    what is queued.
+    """
+    cfg, _ = _load(config)
+    if name not in cfg.connectors:
+        raise click.ClickException(
+            f"no connector named {name!r} in {cfg.path}; "
+            f"configured: {', '.join(sorted(cfg.connectors)) or 'none'}"
+        )
+    from .log import configure, set_secrets
+    from .sync import run_sync
+
+    configure(
+        cfg.daemon.log_level if cfg.daemon.log_level != "info" else "warning",
+        cfg.daemon.log_format,
+        stream=sys.stderr,
+    )
+    set_secrets(cfg.secrets)
+    try:
+        summary = asyncio.run(run_sync(cfg, name, full_refresh=full_refresh))
+    except (ConnectordError, KeyboardInterrupt) as err:
+        raise click.ClickException(str(err) or "interrupted") from None
+    sys.exit(0 if summary.status == "succeeded" else 1)
+
+
+@cli.command()
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config: str | None, as_json: bool) -> None:
+    """Per connector: last run, counts, checkpoint, queue depth and dead letters."""
+    cfg, _ = _load(config)
+    from .status import collect_status
+
+    try:
+        report = collect_status(cfg)
+    except StateError as err:
+        raise click.ClickException(str(err)) from None
+    if as_json:
+        _dump(report)
+        return
+    if not report["connectors"]:
+        click.echo("no connectors configured")
+    for entry in report["connectors"]:
+        state = "enabled" if entry["enabled"] else "disabled"
+        click.echo(
+            click.style(f"{entry['name']}", bold=True)
+            + f"  {entry['source']} → {entry['destination']}  ({state}, {entry['mode']})"
+        )
+        run_info = entry.get("last_run")
+        if run_info:
+            click.echo(
+                f"  last run:     {run_info['status']} at {_when(run_info['started_at'])}"
+                f", {run_info['records_in']} in / {run_info['records_out']} out"
+                f" / {run_info['rejected']} rejected"
+                + (f" — {run_info['error']}" if run_info.get("error") else "")
+            )
+        elif entry["mode"] == "pull":
+            click.echo("  last run:     never")
+        counts = entry["counts"]
+        click.echo(
+            f"  records:      {counts['received']} received, {counts['delivered']} "
+            f"delivered; last delivery {_when(counts['last_delivered_at'])}"
+        )
+        click.echo(
+            f"  queue:        {entry['queue_depth']}   dead letters: {entry['dead_letters']}"
+        )
+        if entry.get("checkpoint") is not None:
+            click.echo(f"  checkpoint:   {orjson.dumps(entry['checkpoint']).decode()}")
+        if entry.get("schedule"):
+            click.echo(f"  schedule:     {entry['schedule']}")
+    if report.get("daemon_pid"):
+        click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: records a destination refused for good, with the reason."""
+
+
+def _store(cfg: Config) -> Any:
+    from .state import Store
+
+    try:
+        return Store(cfg.state_path, create=False, durability=cfg.daemon.durability)
+    except StateError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _known(cfg: Config, name: str) -> None:
+    if name not in cfg.connectors:
+        raise click.ClickException(f"no connector named {name!r} in {cfg.path}")
+
+
+@dlq.command("list")
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print records and reasons as JSON.")
+def dlq_list(name: str, config: str | None, limit: int, as_json: bool) -> None:
+    """Show a connector's dead letters."""
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    store = _store(cfg)
+    try:
+        rows = store.dead_letters(name, limit=limit)
+        total = store.dead_letter_count(name)
+    finally:
+        store.close()
+    if as_json:
+        _dump({"total": total, "dead_letters": rows})
+        return
+    click.echo(
+        f"{total} dead letters for {name}"
+        + (f" (showing {len(rows)})" if total > len(rows) else "")
+    )
+    for row in rows:
+        record = row["record"]
+        what = record.get("event") or record.get("type") if isinstance(record, dict) else "?"
+        who = (
+            (record.get("userId") or record.get("anonymousId") or "")
+            if isinstance(record, dict)
+            else ""
+        )
+        click.echo(f"  #{row['id']}  {_when(row['created_at'])}  [{row['stage']}] {what} {who}")
+        click.echo(f"      {row['reason']}")
+
+
+@dlq.command("replay")
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters.")
+def dlq_replay(name: str, config: str | None, ids: tuple[int, ...]) -> None:
+    """Queue dead letters for delivery again (through the current mappings)."""
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    store = _store(cfg)
+    try:
+        moved = store.replay_dead_letters(name, list(ids) or None)
+        daemon = store.lock_holder(f"connector:{name}")
+    finally:
+        store.close()
+    click.echo(f"queued {moved} records of {name} for delivery")
+    if not daemon:
+        click.echo(
+            f"the daemon is not running this connector: run `connectord sync {name}` "
+            "or start the daemon to deliver them"
+        )
+
+
+@dlq.command("purge")
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def dlq_purge(name: str, config: str | None, ids: tuple[int, ...], yes: bool) -> None:
+    """Delete dead letters for good."""
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    what = f"{len(ids)} dead letters" if ids else "all dead letters"
+    if not yes:
+        click.confirm(f"Delete {what} of {name}? They cannot be recovered", abort=True)
+    store = _store(cfg)
+    try:
+        removed = store.purge_dead_letters(name, list(ids) or None)
+    finally:
+        store.close()
+    click.echo(f"deleted {removed} dead letters of {name}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,699 @@
+"""Read, interpolate and validate ``connectors.toml``.
+
+Validation collects every problem before anything runs, and each problem says where
+it is (file, line when it can be found, dotted key), what was expected and what was
+found. `load_config` raises one `ConfigError` holding them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .errors import ConnectordError
+from .registry import PluginType, Registry
+from .schedule import MANUAL, ScheduleError, make_trigger
+
+CONFIG_ENV = "CONNECTORD_CONFIG"
+DEFAULT_CONFIG = "connectors.toml"
+CONNECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path_ = tuple[str | int, ...]
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in the config file."""
+
+    path: Path_
+    message: str
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+    line: int | None = None
+
+    def render(self, filename: str) -> str:
+        where = f"{filename}:{self.line}" if self.line else filename
+        key = dotted(self.path) or "(file)"
+        text = f"{where}: {key}: {self.message}"
+        if self.expected is not None:
+            text += f"; expected {self.expected}"
+        if self.found is not None:
+            text += f", found {self.found}"
+        if self.hint:
+            text += f". Hint: {self.hint}"
+        return text
+
+
+class ConfigError(ConnectordError):
+    """The configuration is invalid."""
+
+    def __init__(self, path: Path, issues: list[ConfigIssue]) -> None:
+        self.path = path
+        self.issues = issues
+        lines = [issue.render(str(path)) for issue in issues]
+        count = f"{len(issues)} error{'s' if len(issues) != 1 else ''}"
+        super().__init__(f"{count} in {path}:\n  " + "\n  ".join(lines))
+
+
+def dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe_value(value: Any) -> str:
+    """How a found value is shown in an error: its repr (shortened) and TOML type."""
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "float",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({kind})"
+
+
+# --- configuration model --------------------------------------------------------------
+
+
+class DaemonSettings(BaseModel):
+    """The ``[daemon]`` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: str = Field(
+        "connectord.db", description="SQLite state file, relative to the config file."
+    )
+    listen: str = Field(
+        "127.0.0.1:8787",
+        description="host:port for push sources, /healthz and /metrics.",
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
+    )
+    durability: Literal["process", "power"] = Field(
+        "process",
+        description='"process": survive a crash of the daemon (SQLite synchronous=NORMAL); '
+        '"power": also survive power loss (synchronous=FULL, slower).',
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description='"auto": readable on a terminal, JSON lines otherwise.'
+    )
+    shutdown_timeout: float = Field(
+        10.0, gt=0, le=600, description="Seconds to let in-flight deliveries finish on stop."
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body any push endpoint reads."
+    )
+    timezone: str = Field("UTC", description="Time zone for cron schedules.")
+
+
+class DeliverySettings(BaseModel):
+    """A connector's optional ``delivery`` table: batching, concurrency, retries, bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(
+        500,
+        ge=1,
+        le=50_000,
+        description="Records read from the queue per delivery batch (the destination may split "
+        "further to its own limit).",
+    )
+    concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Batches in flight at once. 1 keeps strict order per connector.",
+    )
+    max_queue: int = Field(
+        1_000_000,
+        ge=1,
+        description="Undelivered records kept on disk; beyond it push endpoints answer 503.",
+    )
+    retry_initial: float = Field(1.0, gt=0, description="First retry delay in seconds.")
+    retry_max: float = Field(300.0, gt=0, description="Longest delay between retries, seconds.")
+    pull_retry_budget: float = Field(
+        900.0,
+        gt=0,
+        description="How long a pull run keeps retrying one batch before the run fails "
+        "(the next run resumes from the checkpoint).",
+    )
+
+
+class ConnectorTable(BaseModel):
+    """The keys a ``[connectors.NAME]`` table may have (plugin tables checked separately)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    description: str = ""
+    source: dict[str, Any]
+    mapping: list[dict[str, Any]] = []
+    destination: dict[str, Any]
+    schedule: str | None = None
+    delivery: DeliverySettings = DeliverySettings()
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A validated plugin table: its type and options."""
+
+    plugin: PluginType
+    options: BaseModel
+
+    @property
+    def type(self) -> str:
+        return self.plugin.name
+
+    def build(self, context: Any) -> Any:
+        return self.plugin.cls(self.options, context)
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """One validated connector."""
+
+    name: str
+    enabled: bool
+    source: PluginSpec
+    mappings: tuple[PluginSpec, ...]
+    destination: PluginSpec
+    schedule: str | None
+    delivery: DeliverySettings
+    description: str = ""
+    fingerprint: str = ""
+
+    @property
+    def is_push(self) -> bool:
+        return self.source.plugin.mode == "push"
+
+
+@dataclass
+class Config:
+    """A validated ``connectors.toml``."""
+
+    path: Path
+    daemon: DaemonSettings
+    connectors: dict[str, ConnectorConfig]
+    secrets: frozenset[str] = frozenset()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_path(self) -> Path:
+        return (self.base_dir / self.daemon.state).resolve()
+
+    def enabled(self) -> list[ConnectorConfig]:
+        return [c for c in self.connectors.values() if c.enabled]
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``-c FILE`` if given, else ``$CONNECTORD_CONFIG``, else ``./connectors.toml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).absolute()
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    registry: Registry,
+    *,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Read and validate the whole file; raise `ConfigError` with every problem found."""
+    path = Path(path).absolute()
+    env = dict(os.environ if environ is None else environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path,
+            [
+                ConfigIssue(
+                    (),
+                    "config file not found",
+                    hint=f"pass -c FILE or set ${CONFIG_ENV}",
+                )
+            ],
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(path, [ConfigIssue((), f"cannot read config file: {err}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(path, [_toml_issue(err)]) from None
+    return _Validator(path, text, registry, env).run(raw)
+
+
+def _toml_issue(err: tomllib.TOMLDecodeError) -> ConfigIssue:
+    message = str(err)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    line = int(match.group(1)) if match else getattr(err, "lineno", None)
+    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+    return ConfigIssue(
+        (),
+        f"not valid TOML: {message}",
+        line=line,
+        hint="strings need quotes; inline tables must stay on one line",
+    )
+
+
+class _Validator:
+    """Walks the parsed file once, collecting issues instead of stopping at the first."""
+
+    def __init__(self, path: Path, text: str, registry: Registry, env: dict[str, str]) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.registry = registry
+        self.env = env
+        self.issues: list[ConfigIssue] = []
+        self.secrets: set[str] = set()
+        self.notes: list[str] = []
+
+    def issue(self, path: Path_, message: str, **kw: Any) -> None:
+        self.issues.append(ConfigIssue(path, message, line=locate(self.lines, path), **kw))
+
+    def run(self, raw: dict[str, Any]) -> Config:
+        for key in raw:
+            if key not in ("daemon", "connectors"):
+                self.issue(
+                    (key,),
+                    "unknown top-level table",
+                    expected="[daemon] or [connectors.NAME]",
+                    found=repr(key),
+                    hint=_did_you_mean(key, ["daemon", "connectors"]),
+                )
+        daemon = self.daemon(raw.get("daemon", {}))
+        connectors: dict[str, ConnectorConfig] = {}
+        tables = raw.get("connectors", {})
+        if not isinstance(tables, dict):
+            self.issue(
+                ("connectors",),
+                "must be a table of connectors",
+                expected="[connectors.NAME] tables",
+                found=describe_value(tables),
+            )
+            tables = {}
+        if not tables:
+            self.notes.append("no connectors are configured")
+        for name, table in tables.items():
+            connector = self.connector(name, table, daemon)
+            if connector is not None:
+                connectors[name] = connector
+        if self.issues:
+            raise ConfigError(self.path, self.issues)
+        return Config(self.path, daemon, connectors, frozenset(self.secrets), self.notes)
+
+    def daemon(self, table: Any) -> DaemonSettings:
+        if not isinstance(table, dict):
+            self.issue(
+                ("daemon",), "must be a table", expected="[daemon]", found=describe_value(table)
+            )
+            return DaemonSettings()
+        table, _ = self.interpolate(("daemon",), table, strict=True)
+        try:
+            settings = DaemonSettings.model_validate(table)
+        except ValidationError as err:
+            self.pydantic_issues(("daemon",), err, DaemonSettings)
+            return DaemonSettings()
+        try:
+            make_trigger("every 1m", settings.timezone)
+        except Exception:
+            self.issue(
+                ("daemon", "timezone"),
+                "unknown time zone",
+                expected='an IANA name such as "UTC" or "Europe/Paris"',
+                found=repr(settings.timezone),
+            )
+        return settings
+
+    # --- one connector ---------------------------------------------------------------
+
+    def connector(self, name: str, table: Any, daemon: DaemonSettings) -> ConnectorConfig | None:
+        where: Path_ = ("connectors", name)
+        if not CONNECTOR_NAME.match(name):
+            self.issue(
+                where,
+                "invalid connector name",
+                expected="lowercase letters, digits, '_' or '-' (it becomes a URL path)",
+                found=repr(name),
+            )
+        if not isinstance(table, dict):
+            self.issue(
+                where,
+                "must be a table",
+                expected=f"[connectors.{name}]",
+                found=describe_value(table),
+            )
+            return None
+        table = dict(table)
+        if isinstance(table.get("mapping"), dict):
+            table["mapping"] = [table["mapping"]]
+        enabled = table.get("enabled", True)
+        count = len(self.issues)
+        try:
+            shape = ConnectorTable.model_validate(table)
+        except ValidationError as err:
+            self.pydantic_issues(where, err, ConnectorTable)
+            return None
+        strict = bool(enabled)
+        source = self.plugin_spec((*where, "source"), "source", shape.source, strict)
+        mappings = tuple(
+            self.plugin_spec((*where, "mapping", i), "mapping", m, strict)
+            for i, m in enumerate(shape.mapping)
+        )
+        destination = self.plugin_spec(
+            (*where, "destination"), "destination", shape.destination, strict
+        )
+        if source is not None:
+            self.check_schedule(where, source, shape.schedule, daemon)
+        if (
+            len(self.issues) > count
+            or source is None
+            or destination is None
+            or any(m is None for m in mappings)
+        ):
+            return None
+        fingerprint = hashlib.sha256(
+            orjson.dumps(_plain(table), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+            + orjson.dumps(sorted(self.env.items()))
+        ).hexdigest()[:16]
+        return ConnectorConfig(
+            name=name,
+            enabled=shape.enabled,
+            source=source,
+            mappings=mappings,  # type: ignore[arg-type]
+            destination=destination,
+            schedule=shape.schedule,
+            delivery=shape.delivery,
+            description=shape.description,
+            fingerprint=fingerprint,
+        )
+
+    def check_schedule(
+        self, where: Path_, source: PluginSpec, schedule: str | None, daemon: DaemonSettings
+    ) -> None:
+        if source.plugin.mode == "push":
+            if schedule is not None:
+                self.issue(
+                    (*where, "schedule"),
+                    "push sources deliver continuously",
+                    expected="no schedule",
+                    found=repr(schedule),
+                    hint="remove `schedule` from this connector",
+                )
+            return
+        if schedule is None:
+            self.issue(
+                (*where, "schedule"),
+                f"pull source {source.type!r} needs a schedule",
+                expected='a cron expression ("0 2 * * *"), "every 15m" or "manual"',
+                found="nothing",
+            )
+            return
+        try:
+            make_trigger(schedule, daemon.timezone)
+        except ScheduleError as err:
+            self.issue(
+                (*where, "schedule"),
+                str(err),
+                hint=f'or "{MANUAL}" to run only with `connectord sync`',
+            )
+
+    def plugin_spec(
+        self, where: Path_, kind: str, table: dict[str, Any], strict: bool
+    ) -> PluginSpec | None:
+        type_name = table.get("type")
+        known = sorted(self.registry.types[kind])
+        if not isinstance(type_name, str):
+            self.issue(
+                (*where, "type"),
+                f"every {kind} needs a type",
+                expected=f"one of {', '.join(known)}",
+                found="nothing" if type_name is None else describe_value(type_name),
+            )
+            return None
+        plugin = self.registry.get(kind, type_name)
+        if plugin is None:
+            self.issue(
+                (*where, "type"),
+                f"unknown {kind} type",
+                expected=f"one of {', '.join(known)}",
+                found=repr(type_name),
+                hint=_did_you_mean(type_name, known)
+                or "is the plugin that provides it installed? see `connectord plugins`",
+            )
+            return None
+        model = plugin.options_model
+        options = {k: v for k, v in table.items() if k != "type"}
+        options, unresolved = self.interpolate(where, options, strict=strict)
+        options = self.read_secret_files(where, options, model)
+        if unresolved and not strict:
+            self.check_unknown_keys(where, options, model)
+            self.notes.append(
+                f"{dotted(where)}: not fully validated while the connector is disabled "
+                f"(unset: {', '.join(sorted(unresolved))})"
+            )
+            return PluginSpec(plugin, model.model_construct(**options))
+        try:
+            validated = model.model_validate(options)
+        except ValidationError as err:
+            self.pydantic_issues(where, err, model)
+            return None
+        for name in model.model_fields:
+            value = getattr(validated, name, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                self.secrets.add(value.get_secret_value())
+        return PluginSpec(plugin, validated)
+
+    def check_unknown_keys(
+        self, where: Path_, options: dict[str, Any], model: type[BaseModel]
+    ) -> None:
+        fields = list(model.model_fields)
+        for key in options:
+            if key not in fields:
+                self.issue(
+                    (*where, key),
+                    "unknown option",
+                    expected=f"one of {', '.join(fields)}",
+                    found=repr(key),
+                    hint=_did_you_mean(key, fields),
+                )
+
+    # --- values ---------------------------------------------------------------------
+
+    def interpolate(self, where: Path_, value: Any, *, strict: bool) -> tuple[Any, set[str]]:
+        """Replace ``${VAR}`` / ``${VAR:-default}``; return the value and unset names."""
+        unresolved: set[str] = set()
+
+        def walk(path: Path_, item: Any) -> Any:
+            if isinstance(item, str):
+                return self.expand(path, item, strict, unresolved)
+            if isinstance(item, dict):
+                return {k: walk((*path, k), v) for k, v in item.items()}
+            if isinstance(item, list):
+                return [walk((*path, i), v) for i, v in enumerate(item)]
+            return item
+
+        return walk(where, value), unresolved
+
+    def expand(self, path: Path_, text: str, strict: bool, unresolved: set[str]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in self.env and self.env[name] != "":
+                return self.env[name]
+            if default is not None:
+                return default
+            unresolved.add(name)
+            if strict:
+                self.issue(
+                    path,
+                    f"environment variable {name} is not set",
+                    hint=f"export {name}=..., give a default with ${{{name}:-value}}, "
+                    "or set enabled = false on this connector",
+                )
+            return match.group(0)
+
+        return _VAR.sub(replace, text)
+
+    def read_secret_files(
+        self, where: Path_, options: dict[str, Any], model: type[BaseModel]
+    ) -> dict[str, Any]:
+        """``<name>_file = "path"`` reads option ``<name>`` from a file (systemd credentials)."""
+        out = dict(options)
+        for key, value in options.items():
+            if not key.endswith("_file") or key in model.model_fields:
+                continue
+            target = key[: -len("_file")]
+            if target not in model.model_fields:
+                continue
+            del out[key]
+            if target in options:
+                self.issue(
+                    (*where, key),
+                    f"both {target} and {key} are set",
+                    hint=f"keep one: {key} reads {target} from a file",
+                )
+                continue
+            if not isinstance(value, str):
+                self.issue(
+                    (*where, key),
+                    "must be a file path",
+                    expected="a string",
+                    found=describe_value(value),
+                )
+                continue
+            file = (self.path.parent / value).resolve()
+            try:
+                out[target] = file.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                self.issue(
+                    (*where, key),
+                    f"cannot read secret file {str(file)!r}: {err.strerror or err}",
+                    hint="check the path and that the connectord user may read it",
+                )
+        return out
+
+    def pydantic_issues(self, where: Path_, err: ValidationError, model: type[BaseModel]) -> None:
+        fields = list(model.model_fields)
+        for error in err.errors(include_url=False):
+            loc = tuple(error["loc"])
+            path = (*where, *loc)
+            kind = error["type"]
+            found = describe_value(error["input"]) if "input" in error else None
+            if kind == "extra_forbidden":
+                self.issue(
+                    path,
+                    "unknown option" if loc else "unknown key",
+                    expected=f"one of {', '.join(fields)}",
+                    found=repr(loc[-1]),
+                    hint=_did_you_mean(str(loc[-1]), fields),
+                )
+            elif kind == "missing":
+                info = model.model_fields.get(str(loc[0])) if len(loc) == 1 else None
+                desc = f" ({info.description})" if info and info.description else ""
+                self.issue(path, f"required option is missing{desc}", found="nothing")
+            else:
+                self.issue(path, _pydantic_message(error), found=_mask(path, found, model))
+
+
+def _pydantic_message(error: Any) -> str:
+    message = str(error["msg"])
+    message = message.replace("Input should be", "expected").replace("Value error, ", "")
+    return message[0].lower() + message[1:] if message else message
+
+
+def _mask(path: Path_, found: str | None, model: type[BaseModel]) -> str | None:
+    """Never echo a value given for a secret option."""
+    name = next((p for p in path if isinstance(p, str) and p in model.model_fields), None)
+    if name is not None:
+        from .schema import is_secret
+
+        if is_secret(model.model_fields[name]):
+            return "a value (hidden: it is a secret)"
+    return found
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# --- finding lines ------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def locate(lines: list[str], path: Path_) -> int | None:
+    """Best-effort 1-based line of a dotted key (tomllib reports no positions)."""
+    names = [p for p in path if isinstance(p, str)]
+    if not names:
+        return None
+    for prefix_len in range(len(names), 0, -1):
+        header = ".".join(_quote_key(n) for n in names[:prefix_len])
+        start = _find_header(lines, header)
+        if start is None:
+            continue
+        rest = names[prefix_len:]
+        if not rest:
+            return start + 1
+        found = _find_keys(lines, start + 1, rest)
+        return found if found is not None else start + 1
+    return None
+
+
+def _quote_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def _find_header(lines: list[str], header: str) -> int | None:
+    for i, line in enumerate(lines):
+        match = _HEADER.match(line)
+        if match and re.sub(r"\s+", "", match.group(1)) == header:
+            return i
+    return None
+
+
+def _section(lines: list[str], start: int) -> Iterator[tuple[int, str]]:
+    for i in range(start, len(lines)):
+        if _HEADER.match(lines[i]):
+            return
+        yield i, lines[i]
+
+
+def _find_keys(lines: list[str], start: int, keys: list[str]) -> int | None:
+    """Line of ``keys[-1]`` inside the value of ``keys[0]`` (inline tables, dotted keys)."""
+    first = re.compile(rf"^\s*{re.escape(keys[0])}\s*[=.]")
+    last = re.compile(rf"(^|[\s{{,.]){re.escape(keys[-1])}\s*=")
+    next_key = re.compile(r"^\s*[A-Za-z0-9_\"-]+\s*=")
+    for i, line in _section(lines, start):
+        match = first.search(line)
+        if match is None:
+            continue
+        if len(keys) == 1:
+            return i + 1
+        for j, candidate in _section(lines, i):
+            if j > i and next_key.match(candidate):
+                break
+            if last.search(candidate if j > i else line[match.end() - 1 :]):
+                return j + 1
+        return i + 1
+    return None

@@ -1,0 +1,440 @@
+"""One connector at run time: its plugin instances, queue, delivery loop and pull runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from . import records as record_model
+from .api import Destination, Mapping, PluginContext, PullSource, PushSource, Record, Source
+from .backoff import Backoff
+from .config import ConnectorConfig, PluginSpec
+from .delivery import BudgetExceeded, Outcome, Pipeline, Stopping, Throttle
+from .errors import IngestError, QueueFull
+from .http import new_session
+from .metrics import Metrics
+from .state import AsyncStore, QueueRow, StateNamespace, Store, state_namespace
+
+DEPTH_RESYNC_SECONDS = 15.0
+
+
+@dataclass
+class RunSummary:
+    """What one pull run (or one queue drain) did."""
+
+    connector: str
+    status: str
+    records_in: int = 0
+    records_out: int = 0
+    rejected: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+Progress = Callable[[RunSummary], None]
+
+
+class ConnectorRuntime:
+    """Owns one connector's plugins and background work between `start` and `stop`."""
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        store: AsyncStore,
+        *,
+        base_dir: Any,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.store = store
+        self.base_dir = base_dir
+        self.metrics = metrics
+        self.log = structlog.get_logger().bind(connector=self.name)
+        self.stop_event = asyncio.Event()
+        self.throttle = Throttle(
+            Backoff(config.delivery.retry_initial, config.delivery.retry_max), self.stop_event
+        )
+        self.depth = 0
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._drainer: asyncio.Task[None] | None = None
+        self._run_lock = asyncio.Lock()
+        self.source: Source
+        self.mappings: list[Mapping] = []
+        self.destination: Destination
+        self.pipeline: Pipeline
+        self.routes: dict[tuple[str, str], Any] = {}
+        self.started = False
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _context(self, spec: PluginSpec, *, push: bool = False) -> PluginContext:
+        return PluginContext(
+            connector=self.name,
+            log=self.log.bind(plugin=spec.type),
+            state=StateNamespace(self.store, state_namespace(self.name, spec.type)),
+            base_dir=self.base_dir,
+            http=self.http,
+            enqueue=self.enqueue if push else None,
+        )
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session()
+        return self._session
+
+    def build(self) -> None:
+        """Instantiate the plugins (no I/O yet)."""
+        config = self.config
+        self.source = config.source.build(self._context(config.source, push=config.is_push))
+        self.mappings = [m.build(self._context(m)) for m in config.mappings]
+        self.destination = config.destination.build(self._context(config.destination))
+        self.pipeline = Pipeline(
+            self.name,
+            self.mappings,
+            self.destination,
+            throttle=self.throttle,
+            log=self.log,
+            metrics=self.metrics,
+        )
+        if isinstance(self.source, PushSource):
+            self.routes = {
+                (r.method.upper(), r.path.strip("/")): r.handler for r in self.source.routes()
+            }
+
+    async def start(self, *, drain: bool = True) -> None:
+        """Start plugins and, unless told otherwise, the queue delivery loop."""
+        self.build()
+        started: list[Any] = []
+        try:
+            for plugin in (self.destination, *self.mappings, self.source):
+                await plugin.start()
+                started.append(plugin)
+        except BaseException:
+            for plugin in reversed(started):
+                with contextlib.suppress(Exception):
+                    await plugin.close()
+            await self._close_session()
+            raise
+        self.depth = await self.store.read(Store.queue_depth, self.name)
+        self._gauge_depth()
+        if drain:
+            self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
+        self.started = True
+        self.log.info(
+            "connector.started",
+            source=self.config.source.type,
+            destination=self.config.destination.type,
+            queued=self.depth,
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work, let in-flight deliveries finish within ``grace`` seconds, then
+        cancel what is left (it stays queued and is delivered after the next start)."""
+        self.stop_event.set()
+        self._wake.set()
+        pending = set(self._tasks)
+        if self._drainer is not None:
+            pending.add(self._drainer)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                self.log.warning("connector.stop.cancelling", task=task.get_name())
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        for plugin in (self.source, *self.mappings, self.destination):
+            try:
+                await plugin.close()
+            except Exception as err:
+                self.log.warning("plugin.close_failed", plugin=plugin.type, error=repr(err))
+        await self._close_session()
+        self.started = False
+        self.log.info("connector.stopped", queued=self.depth)
+
+    async def _close_session(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    # --- push: the durable queue ------------------------------------------------------
+
+    async def enqueue(self, records: list[Record]) -> None:
+        """Commit records to the queue; returns once they are durable."""
+        if not records:
+            return
+        limit = self.config.delivery.max_queue
+        if self.depth + len(records) > limit:
+            if self.metrics is not None:
+                self.metrics.requests_rejected.labels(self.name, "queue_full").inc()
+            raise QueueFull(self.name, limit)
+        now = record_model.now_iso()
+        bodies = []
+        for record in records:
+            record.setdefault("messageId", record_model.new_message_id())
+            record.setdefault("receivedAt", now)
+            record.setdefault("timestamp", record["receivedAt"])
+            bodies.append(orjson.dumps(record))
+        try:
+            await self.store.enqueue(self.name, bodies)
+        except sqlite3.Error as err:
+            self.log.error("queue.write_failed", error=str(err), records=len(bodies))
+            full = "full" in str(err).lower()
+            raise IngestError(
+                503,
+                "storage_unavailable",
+                "the daemon cannot store records right now"
+                + (" (disk full)" if full else "")
+                + "; retry later",
+                retry_after=30,
+            ) from err
+        self.depth += len(bodies)
+        if self.metrics is not None:
+            self.metrics.records_in.labels(self.name).inc(len(bodies))
+        self._gauge_depth()
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        """Deliver queued records in batches, up to ``concurrency`` batches in flight."""
+        delivery = self.config.delivery
+        slots = asyncio.Semaphore(delivery.concurrency)
+        cursor = 0
+        last_resync = time.monotonic()
+        while not self.stop_event.is_set():
+            await slots.acquire()
+            try:
+                rows = await self.store.read(
+                    Store.read_queue, self.name, cursor, delivery.batch_size
+                )
+            except Exception as err:
+                slots.release()
+                self.log.error("queue.read_failed", error=repr(err))
+                await self._idle(5.0)
+                continue
+            if not rows:
+                slots.release()
+                if time.monotonic() - last_resync > DEPTH_RESYNC_SECONDS:
+                    last_resync = time.monotonic()
+                    await self._resync_depth()
+                await self._idle(1.0)
+                continue
+            cursor = rows[-1].id
+            task = asyncio.create_task(
+                self._deliver_rows(rows), name=f"deliver:{self.name}:{rows[0].id}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
+
+    async def _idle(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _resync_depth(self) -> None:
+        """Catch up with rows other processes added (``dlq replay``)."""
+        with contextlib.suppress(Exception):
+            self.depth = await self.store.read(Store.queue_depth, self.name)
+            self._gauge_depth()
+
+    async def _deliver_rows(self, rows: list[QueueRow]) -> None:
+        records = [orjson.loads(row.body) for row in rows]
+        try:
+            outcome = await self.pipeline.process(records)
+        except Stopping:
+            return
+        except Exception as err:  # never lose rows to a bug: they stay queued
+            self.log.exception("delivery.batch.crashed", error=repr(err))
+            return
+        await self._complete(rows, outcome)
+
+    async def _complete(self, rows: list[QueueRow], outcome: Outcome) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.store.write(
+                    Store.complete,
+                    self.name,
+                    rows[0].id,
+                    rows[-1].id,
+                    outcome.dead,
+                    outcome.delivered,
+                )
+                break
+            except sqlite3.Error as err:
+                attempt += 1
+                self.log.error("queue.ack_failed", error=str(err), attempt=attempt)
+                if self.stop_event.is_set():
+                    return  # rows stay queued; delivered again after restart
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        self.depth = max(0, self.depth - len(rows))
+        self._gauge_depth()
+        self._count(outcome)
+        self.log.debug(
+            "delivery.batch.acked",
+            records=len(rows),
+            delivered=outcome.delivered,
+            rejected=len(outcome.dead),
+        )
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.dead:
+            self.log.warning(
+                "delivery.rejected", count=len(outcome.dead), reason=outcome.dead[0].reason
+            )
+        if self.metrics is None:
+            return
+        self.metrics.records_out.labels(self.name).inc(outcome.delivered)
+        if outcome.dead:
+            self.metrics.records_rejected.labels(self.name).inc(len(outcome.dead))
+        if outcome.delivered:
+            self.metrics.last_success.labels(self.name).set(time.time())
+
+    def _gauge_depth(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_depth.labels(self.name).set(self.depth)
+
+    async def drain_once(self, progress: Progress | None = None) -> RunSummary:
+        """Deliver everything queued now, then return (``connectord sync`` on a push
+        connector)."""
+        summary = RunSummary(self.name, "succeeded")
+        started = time.monotonic()
+        cursor = 0
+        while True:
+            rows = await self.store.read(
+                Store.read_queue, self.name, cursor, self.config.delivery.batch_size
+            )
+            if not rows:
+                break
+            cursor = rows[-1].id
+            records = [orjson.loads(row.body) for row in rows]
+            try:
+                outcome = await self.pipeline.process(
+                    records, budget=self.config.delivery.pull_retry_budget
+                )
+            except (BudgetExceeded, Stopping) as err:
+                summary.status, summary.error = "failed", str(err) or "stopped"
+                break
+            await self._complete(rows, outcome)
+            summary.records_in += len(rows)
+            summary.records_out += outcome.delivered
+            summary.rejected += len(outcome.dead)
+            if progress is not None:
+                progress(summary)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    # --- pull runs --------------------------------------------------------------------
+
+    async def run_pull(
+        self, *, kind: str = "scheduled", progress: Progress | None = None
+    ) -> RunSummary:
+        """Read the source from its checkpoint and deliver batch by batch.
+
+        The checkpoint moves after each batch the destination acknowledged; a failed
+        or interrupted run resumes from the last one stored.
+        """
+        summary = RunSummary(self.name, "running")
+        if not isinstance(self.source, PullSource):
+            summary.status, summary.error = "failed", "not a pull connector"
+            return summary
+        if self._run_lock.locked():
+            self.log.info("run.skipped", reason="previous run still going")
+            summary.status = "skipped"
+            return summary
+        current = asyncio.current_task()
+        async with self._run_lock:
+            if current is not None:  # so that stop() waits for, then cancels, the run
+                self._tasks.add(current)
+            try:
+                return await self._run_pull(summary, kind, progress)
+            finally:
+                if current is not None:
+                    self._tasks.discard(current)
+
+    async def _run_pull(
+        self, summary: RunSummary, kind: str, progress: Progress | None
+    ) -> RunSummary:
+        started = time.monotonic()
+        run_id = await self.store.write(Store.start_run, self.name, kind)
+        checkpoint = await self.store.read(Store.checkpoint, self.name)
+        namespace = state_namespace(self.name, self.config.source.type)
+        log = self.log.bind(run_id=run_id)
+        log.info("run.started", kind=kind, checkpoint=checkpoint)
+        assert isinstance(self.source, PullSource)
+        try:
+            async with contextlib.aclosing(self.source.read(checkpoint)) as batches:
+                async for batch in batches:
+                    if self.stop_event.is_set():
+                        raise Stopping()
+                    outcome = await self.pipeline.process(
+                        batch.records, budget=self.config.delivery.pull_retry_budget
+                    )
+                    await self.store.write(
+                        Store.commit_pull_batch,
+                        self.name,
+                        checkpoint=batch.checkpoint,
+                        state_namespace=namespace,
+                        state=batch.state,
+                        dead=outcome.dead,
+                        delivered=outcome.delivered,
+                        received=len(batch.records),
+                    )
+                    summary.records_in += len(batch.records)
+                    summary.records_out += outcome.delivered
+                    summary.rejected += len(outcome.dead)
+                    self._count(outcome)
+                    if self.metrics is not None:
+                        self.metrics.records_in.labels(self.name).inc(len(batch.records))
+                    if progress is not None:
+                        progress(summary)
+            summary.status = "succeeded"
+        except (Stopping, asyncio.CancelledError):
+            summary.status, summary.error = "cancelled", "stopped before the run finished"
+        except Exception as err:
+            summary.status, summary.error = "failed", _describe(err)
+            log.error("run.failed", error=summary.error, exc_info=not _expected(err))
+        summary.seconds = time.monotonic() - started
+        await self.store.write(
+            Store.finish_run,
+            run_id,
+            status=summary.status,
+            records_in=summary.records_in,
+            records_out=summary.records_out,
+            rejected=summary.rejected,
+            error=summary.error,
+        )
+        log.info(
+            "run.finished",
+            status=summary.status,
+            records_in=summary.records_in,
+            records_out=summary.records_out,
+            rejected=summary.rejected,
+            seconds=round(summary.seconds, 3),
+            error=summary.error,
+        )
+        if self.metrics is not None:
+            self.metrics.run_duration.labels(self.name, summary.status).observe(summary.seconds)
+            if summary.status == "succeeded":
+                self.metrics.last_success.labels(self.name).set(time.time())
+        return summary
+
+
+def _describe(err: Exception) -> str:
+    text = str(err)
+    return text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}"
+
+
+def _expected(err: Exception) -> bool:
+    from .errors import ConnectordError
+
+    return isinstance(err, ConnectordError)

@@ -1,0 +1,355 @@
+"""The long-running daemon: connectors, scheduler, HTTP server, signals, reload.
+
+Start-up validates everything first; then the state file, the HTTP listener, the
+connectors and the schedules come up, and systemd is told ``READY=1``. SIGTERM/SIGINT
+stop gracefully (stop accepting, finish in-flight work within ``shutdown_timeout``,
+cancel the rest, which stays queued), SIGHUP reloads ``connectors.toml``: an invalid
+new file is reported and the running configuration stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from . import __version__, systemd
+from .config import Config, ConfigError, ConnectorConfig, load_config
+from .connector import ConnectorRuntime
+from .errors import StateError
+from .log import configure as configure_logging
+from .log import set_secrets
+from .metrics import Metrics
+from .registry import Registry
+from .schedule import make_trigger
+from .server import create_app, parse_listen
+from .state import AsyncStore, Store
+
+RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
+
+
+@dataclass
+class _Supervised:
+    """A connector the daemon keeps running, restarting it with backoff if it fails."""
+
+    config: ConnectorConfig
+    runtime: ConnectorRuntime | None = None
+    failures: int = 0
+    error: str | None = None
+    task: asyncio.Task[None] | None = None
+    next_attempt: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, registry: Registry) -> None:
+        self.config_path = config_path
+        self.registry = registry
+        self.log = structlog.get_logger()
+        self.config: Config
+        self.store: AsyncStore
+        self.metrics = Metrics()
+        self.scheduler: AsyncIOScheduler | None = None
+        self.runner: web.AppRunner | None = None
+        self.connectors: dict[str, _Supervised] = {}
+        self.stop_event = asyncio.Event()
+        self.stopping = False
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- entry point ------------------------------------------------------------------
+
+    async def run(self) -> int:
+        try:
+            self.config = load_config(self.config_path, self.registry)
+        except ConfigError as err:
+            configure_logging()
+            self.log.error(
+                "config.invalid",
+                path=str(err.path),
+                errors=[i.render(str(err.path)) for i in err.issues],
+            )
+            return 1
+        daemon = self.config.daemon
+        configure_logging(daemon.log_level, daemon.log_format)
+        set_secrets(self.config.secrets)
+        self.log = structlog.get_logger()
+        self.log.info(
+            "daemon.starting",
+            version=__version__,
+            config=str(self.config_path),
+            state=str(self.config.state_path),
+            pid=os.getpid(),
+        )
+        try:
+            self.store = AsyncStore(self.config.state_path, durability=daemon.durability)
+            await self.store.open()
+        except StateError as err:
+            self.log.error("state.unusable", error=str(err))
+            return 1
+        try:
+            await self._start_http()
+        except OSError as err:
+            self.log.error("http.listen_failed", listen=daemon.listen, error=str(err))
+            await self.store.close()
+            return 1
+        self.scheduler = AsyncIOScheduler(timezone=daemon.timezone)
+        self.scheduler.start()
+        for connector in self.config.enabled():
+            self._supervise(connector)
+        with self._signals():
+            systemd.notify("READY=1", self._status_line())
+            self._spawn(self._watchdog(), "watchdog")
+            self.log.info(
+                "daemon.ready",
+                listen=daemon.listen,
+                connectors=sorted(c.name for c in self.config.enabled()),
+            )
+            await self.stop_event.wait()
+        await self._shutdown()
+        return 0
+
+    # --- signals ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT stop, SIGHUP reloads; previous handlers restored on exit."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGHUP: self.request_reload,
+        }
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                self.log.warning("daemon.signal_unavailable", signal=sig.name)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self, sig: signal.Signals | None = None) -> None:
+        if self.stop_event.is_set():
+            return
+        self.log.info("daemon.stopping", signal=sig.name if sig else None)
+        systemd.notify("STOPPING=1")
+        self.stop_event.set()
+
+    def request_reload(self, sig: signal.Signals | None = None) -> None:
+        self._spawn(self.reload(), "reload")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        app = create_app(self._live_runtimes, self.metrics, self._health)
+        self.runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,
+            handle_signals=False,
+            shutdown_timeout=self.config.daemon.shutdown_timeout,
+        )
+        await self.runner.setup()
+        host, port = parse_listen(self.config.daemon.listen)
+        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        await site.start()
+
+    def _live_runtimes(self) -> dict[str, ConnectorRuntime]:
+        return {
+            name: s.runtime
+            for name, s in self.connectors.items()
+            if s.runtime is not None and s.runtime.started
+        }
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        connectors = {}
+        for name, sup in self.connectors.items():
+            runtime = sup.runtime
+            entry: dict[str, Any] = {"running": bool(runtime and runtime.started)}
+            if runtime is not None:
+                entry.update(queued=runtime.depth, healthy=runtime.throttle.healthy)
+                if runtime.throttle.last_error:
+                    entry["last_error"] = runtime.throttle.last_error
+                if runtime.throttle.auth_failing:
+                    entry["auth_failing"] = True
+            if sup.error:
+                entry["start_error"] = sup.error
+            connectors[name] = entry
+        return not self.stopping, {"connectors": connectors}
+
+    # --- connectors -----------------------------------------------------------------------
+
+    def _supervise(self, config: ConnectorConfig) -> None:
+        sup = _Supervised(config)
+        self.connectors[config.name] = sup
+        sup.task = asyncio.create_task(self._keep_started(sup), name=f"supervise:{config.name}")
+
+    async def _keep_started(self, sup: _Supervised) -> None:
+        """Start the connector; if that fails, retry with growing delays."""
+        name = sup.config.name
+        log = self.log.bind(connector=name)
+        while not self.stop_event.is_set():
+            runtime = ConnectorRuntime(
+                sup.config, self.store, base_dir=self.config.base_dir, metrics=self.metrics
+            )
+            try:
+                if not await self.store.write(Store.acquire_lock, f"connector:{name}"):
+                    holder = await self.store.read(Store.lock_holder, f"connector:{name}")
+                    raise RuntimeError(f"connector is being run by another process (pid {holder})")
+                await self.store.write(Store.abandon_running, name)
+                await runtime.start()
+            except Exception as err:
+                sup.failures += 1
+                sup.error = str(err) or repr(err)
+                delay = RESTART_DELAYS[min(sup.failures, len(RESTART_DELAYS)) - 1]
+                log.error("connector.start_failed", error=sup.error, retry_in=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
+                continue
+            sup.runtime, sup.failures, sup.error = runtime, 0, None
+            self._schedule(sup.config, runtime)
+            return
+
+    def _schedule(self, config: ConnectorConfig, runtime: ConnectorRuntime) -> None:
+        if config.is_push or config.schedule is None or self.scheduler is None:
+            return
+        trigger = make_trigger(config.schedule, self.config.daemon.timezone)
+        if trigger is None:
+            return
+        self.scheduler.add_job(
+            runtime.run_pull,
+            trigger,
+            id=config.name,
+            name=config.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+        self._spawn(self._catch_up(config, runtime, trigger), f"catch-up:{config.name}")
+
+    async def _catch_up(
+        self, config: ConnectorConfig, runtime: ConnectorRuntime, trigger: Any
+    ) -> None:
+        """Run once now if a scheduled run was missed while the daemon was down (or the
+        connector never ran): missed runs coalesce into this one."""
+        last = await self.store.read(Store.last_runs, config.name, 1)
+        if last:
+            started = datetime.fromtimestamp(last[0].started_at, self.scheduler.timezone)
+            due = trigger.get_next_fire_time(None, started)
+            if due is None or due.timestamp() > time.time():
+                return
+        self.log.info(
+            "run.catch_up",
+            connector=config.name,
+            reason="missed while stopped" if last else "first run",
+        )
+        await runtime.run_pull(kind="catch-up")
+
+    async def _stop_connector(self, name: str) -> None:
+        sup = self.connectors.pop(name, None)
+        if sup is None:
+            return
+        if self.scheduler is not None and self.scheduler.get_job(name):
+            self.scheduler.remove_job(name)
+        if sup.task is not None and not sup.task.done():
+            sup.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sup.task
+        if sup.runtime is not None:
+            await sup.runtime.stop(self.config.daemon.shutdown_timeout)
+            await self.store.write(Store.release_lock, f"connector:{name}")
+        self.metrics.forget(name)
+
+    # --- reload -------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        async with self._reload_lock:
+            systemd.reloading()
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path, self.registry)
+            except ConfigError as err:
+                self.log.error(
+                    "config.reload_failed",
+                    path=str(err.path),
+                    errors=[i.render(str(err.path)) for i in err.issues],
+                    keeping="the running configuration",
+                )
+                systemd.notify("READY=1", self._status_line())
+                return
+            if new.daemon != self.config.daemon:
+                self.log.warning(
+                    "config.reload.daemon_changed",
+                    message="[daemon] settings change on restart only",
+                )
+            old = {c.name: c for c in self.config.enabled()}
+            wanted = {c.name: c for c in new.enabled()}
+            removed = [n for n in old if n not in wanted]
+            changed = [
+                n for n in wanted if n in old and old[n].fingerprint != wanted[n].fingerprint
+            ]
+            added = [n for n in wanted if n not in old]
+            set_secrets(self.config.secrets | new.secrets)
+            for name in removed + changed:
+                await self._stop_connector(name)
+            daemon_settings = self.config.daemon
+            self.config = new
+            self.config.daemon = daemon_settings
+            for name in changed + added:
+                self._supervise(wanted[name])
+            set_secrets(new.secrets)
+            self.log.info("config.reloaded", added=added, removed=removed, changed=changed)
+            systemd.notify("READY=1", self._status_line())
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        timeout = self.config.daemon.shutdown_timeout
+        if self.runner is not None:
+            await self.runner.cleanup()  # stop accepting; in-flight requests finish
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(
+            *[self._stop_connector(n) for n in list(self.connectors)], return_exceptions=True
+        )
+        await self.store.close()
+        self.log.info("daemon.stopped", timeout=timeout)
+
+    async def _watchdog(self) -> None:
+        interval = systemd.watchdog_interval()
+        while interval and not self.stop_event.is_set():
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def _status_line(self) -> str:
+        count = len(self.config.enabled())
+        return f"STATUS=serving {count} connectors on {self.config.daemon.listen}"
+
+
+def run_daemon(config_path: Path, registry: Registry) -> int:
+    """Run until stopped; the process exit code."""
+    return asyncio.run(Daemon(config_path, registry).run())

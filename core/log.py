@@ -1,0 +1,86 @@
+"""Structured logging: JSON lines for journald, readable output on a terminal.
+
+Event names are stable, dotted and lowercase (``delivery.batch.failed``); context such
+as ``connector=`` is bound, not formatted into the message. A redaction processor
+removes every configured secret from every field, whatever a plugin logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import structlog
+
+REDACTED = "**********"
+_secrets: list[str] = []
+
+
+def set_secrets(values: Iterable[str]) -> None:
+    """Replace the set of strings the logs must never show (longest first)."""
+    _secrets[:] = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, BaseException):
+        return redact(repr(value))
+    return value
+
+
+def _redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    if not _secrets:
+        return event
+    return {k: redact(v) for k, v in event.items()}
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    """Configure structlog for the process. ``fmt``: auto, json or console."""
+    stream = stream or sys.stdout
+    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if console:
+        processors += [_redact_processor, structlog.dev.ConsoleRenderer()]
+    else:
+        processors += [
+            structlog.processors.dict_tracebacks,
+            _redact_processor,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries that use stdlib logging (aiohttp, apscheduler) stay quiet below WARNING.
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def get_logger(**context: Any) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger().bind(**context)

@@ -1,0 +1,99 @@
+"""Prometheus metrics, one registry per daemon (served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """The daemon's metrics; every series is labelled with ``connector``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter(
+            "connectord_records_in", "Records accepted from sources.", ["connector"], registry=r
+        )
+        self.records_out = Counter(
+            "connectord_records_out",
+            "Records the destination acknowledged.",
+            ["connector"],
+            registry=r,
+        )
+        self.records_rejected = Counter(
+            "connectord_records_rejected",
+            "Records sent to dead letters.",
+            ["connector"],
+            registry=r,
+        )
+        self.requests_rejected = Counter(
+            "connectord_ingest_rejected",
+            "Push requests answered with an error.",
+            ["connector", "code"],
+            registry=r,
+        )
+        self.delivery_retries = Counter(
+            "connectord_delivery_retries",
+            "Delivery attempts that failed transiently.",
+            ["connector"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "connectord_queue_depth",
+            "Undelivered records in the durable queue.",
+            ["connector"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "connectord_dead_letters", "Records waiting in dead letters.", ["connector"], registry=r
+        )
+        self.delivery_latency = Histogram(
+            "connectord_delivery_seconds",
+            "Time for one destination call.",
+            ["connector"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "connectord_run_seconds",
+            "Duration of pull runs.",
+            ["connector", "status"],
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "connectord_last_success_timestamp_seconds",
+            "Unix time of the last successful run or delivery.",
+            ["connector"],
+            registry=r,
+        )
+        self.connector_up = Gauge(
+            "connectord_connector_healthy",
+            "1 when the connector's last delivery attempt succeeded.",
+            ["connector"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def forget(self, connector: str) -> None:
+        """Drop a removed connector's series."""
+        for metric in (
+            self.records_in,
+            self.records_out,
+            self.records_rejected,
+            self.delivery_retries,
+            self.queue_depth,
+            self.dead_letters,
+            self.delivery_latency,
+            self.last_success,
+            self.connector_up,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(connector)

@@ -1,0 +1,91 @@
+"""Named, append-only migrations of the state database.
+
+Never edit or reorder a released migration: add a new one. Applied names are recorded
+by sqlite-utils in ``_sqlite_migrations`` under the set ``connectord``.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "connectord"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    # AUTOINCREMENT matters: delivery reads the queue with `id > cursor`, and plain
+    # rowids are reused once the table empties, which would make the cursor skip rows.
+    _execute_all(
+        db,
+        """
+        CREATE TABLE queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            body BLOB NOT NULL,
+            enqueued_at REAL NOT NULL
+        );
+        CREATE INDEX queue_connector_id ON queue (connector, id);
+
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            record BLOB NOT NULL,
+            reason TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX dead_letters_connector_id ON dead_letters (connector, id);
+
+        CREATE TABLE checkpoints (
+            connector TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            status TEXT NOT NULL,
+            records_in INTEGER NOT NULL DEFAULT 0,
+            records_out INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX runs_connector_id ON runs (connector, id);
+
+        CREATE TABLE state (
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE counters (
+            connector TEXT PRIMARY KEY,
+            received INTEGER NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            last_received_at REAL,
+            last_delivered_at REAL
+        );
+
+        CREATE TABLE locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            acquired_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+def _execute_all(db: Database, script: str) -> None:
+    """Run each statement with `execute` (``executescript`` would commit mid-migration)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)

@@ -1,0 +1,213 @@
+"""Start the real ``connectord run`` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(
+    directory: Path, connectors: str, *, port: int | None = None, daemon: str = ""
+) -> Path:
+    """Write ``connectors.toml`` with a ``[daemon]`` table on ``port`` and the given
+    ``[connectors.*]`` TOML text; return its path."""
+    port = port or free_port()
+    path = directory / "connectors.toml"
+    path.write_text(
+        f'[daemon]\nstate = "state.db"\nlisten = "127.0.0.1:{port}"\n'
+        f'log_format = "json"\nlog_level = "debug"\nshutdown_timeout = 5\n{daemon}\n\n'
+        f"{connectors}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+class DaemonProcess:
+    """The real daemon in a subprocess, with its config file and log.
+
+    >>> with DaemonProcess(config_path) as daemon:
+    ...     daemon.post("/ingest/demo/", {...}, headers={...})
+    """
+
+    def __init__(
+        self, config: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 20.0
+    ) -> None:
+        self.config = Path(config)
+        self.env = {**os.environ, **(env or {})}
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.ready_timeout = ready_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.config.parent / "daemon.log"
+        self.listen = self._listen()
+
+    def _listen(self) -> str:
+        import tomllib
+
+        settings = tomllib.loads(self.config.read_text()).get("daemon", {})
+        return str(settings.get("listen", "127.0.0.1:8787"))
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, *, wait: bool = True) -> DaemonProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "connectord", "run", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.config.parent,
+        )
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                status, _ = self.get("/healthz")
+                if status == 200 and "daemon.ready" in self.logs():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"daemon not ready after {self.ready_timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.logs().splitlines():
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+        return events
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - http://127.0.0.1 only
+                request, timeout=timeout
+            ) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self.request("GET", path)
+
+    def post(
+        self, path: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST JSON; return the status and the decoded JSON answer (or raw bytes)."""
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        status, body = self.request(
+            "POST", path, data, {"Content-Type": "application/json", **(headers or {})}
+        )
+        try:
+            return status, orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return status, body
+
+    def health(self) -> dict[str, Any]:
+        _, body = self.get("/healthz")
+        return orjson.loads(body)
+
+    # --- life -------------------------------------------------------------------------------
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up (crash tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> DaemonProcess:
+        self.kill()
+        return self.start()
+
+    def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = 30,
+        interval: float = 0.05,
+        message: str = "condition",
+    ) -> Any:
+        """Poll until ``predicate()`` is truthy; return its value or raise with the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(
+            f"{message} not met within {timeout}s\n--- daemon log ---\n{self.logs()[-5000:]}"
+        )
+
+    def __enter__(self) -> DaemonProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.stop()
+        except Exception:
+            self.kill()

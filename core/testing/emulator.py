@@ -1,0 +1,219 @@
+"""Run vendor emulators on 127.0.0.1 and inject the faults real vendors produce."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class EmulatorServer:
+    """Serve an aiohttp app on 127.0.0.1 from a background thread with its own loop.
+
+    Use as a context manager; ``url`` is ``http://127.0.0.1:<port>``. Running in a
+    thread means a blocking client (``requests``-based SDKs) in the test does not
+    freeze the emulator.
+    """
+
+    def __init__(self, app: web.Application, *, port: int = 0) -> None:
+        self.app = app
+        self.port = port
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self._serve, name="emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("emulator did not start within 10 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _serve(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as err:  # report to the starting thread
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
+        self.loop.close()
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1]
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the emulator's loop thread and return its result."""
+        assert self.loop is not None
+        if asyncio.iscoroutinefunction(fn):
+            return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(10)
+        done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call_sync(fn), self.loop)
+        return done.result(10)
+
+    def stop(self) -> None:
+        if self.loop is not None and self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+async def _call_sync(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+@dataclass
+class RecordedRequest:
+    """One request an emulator received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+@dataclass
+class Fault:
+    """A canned failure: ``status`` (with ``headers``/``body``), or ``delay`` seconds of
+    silence before answering (a timeout), or ``hang`` (never answer)."""
+
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    delay: float = 0.0
+    hang: bool = False
+    paths: tuple[str, ...] = ()
+    """Only requests whose path starts with one of these; empty matches all."""
+
+
+class VendorEmulator:
+    """Base for a vendor emulator: an aiohttp app that records requests and injects faults.
+
+    Subclass it, add routes in `setup_routes`, and check auth in handlers. Faults are
+    taken before handlers run: `fail_next` queues a number of failures, `fail_until`
+    keeps failing until a time (an outage), `clear_faults` ends them.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[Fault] = []
+        self._outage: tuple[float, Fault] | None = None
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=64 * 2**20)
+        self.setup_routes(self.app)
+
+    def setup_routes(self, app: web.Application) -> None:
+        """Add the vendor's routes to ``app``."""
+
+    # --- faults ------------------------------------------------------------------------
+
+    def fail_next(self, count: int = 1, **fault: Any) -> None:
+        """The next ``count`` matching requests get `Fault(**fault)`."""
+        self._faults.extend(Fault(**fault) for _ in range(count))
+
+    def fail_until(self, until: float, **fault: Any) -> None:
+        """Every matching request fails until ``time.time() >= until``."""
+        self._outage = (until, Fault(**fault))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+        self._outage = None
+
+    def _take_fault(self, path: str) -> Fault | None:
+        if self._outage is not None:
+            until, fault = self._outage
+            if time.time() < until:
+                if _matches(fault, path):
+                    return fault
+            else:
+                self._outage = None
+        for index, fault in enumerate(self._faults):
+            if _matches(fault, path):
+                return self._faults.pop(index)
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                body,
+                time.time(),
+            )
+        )
+        fault = self._take_fault(request.path)
+        if fault is not None:
+            if fault.hang:
+                await asyncio.sleep(3600)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status:
+                payload = fault.body if fault.body is not None else {"error": "injected fault"}
+                data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+                return web.Response(
+                    body=data,
+                    status=fault.status,
+                    headers=fault.headers,
+                    content_type="application/json",
+                )
+        return await handler(request)
+
+    # --- inspection --------------------------------------------------------------------
+
+    def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def serve(self) -> EmulatorServer:
+        """An `EmulatorServer` for this emulator (not started)."""
+        return EmulatorServer(self.app)
+
+
+def _matches(fault: Fault, path: str) -> bool:
+    return not fault.paths or any(path.startswith(p) for p in fault.paths)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An emulator answer with an orjson body."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )

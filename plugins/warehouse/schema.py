@@ -1,0 +1,186 @@
+"""Pure functions that lay records out as warehouse rows, the way Segment warehouses do.
+
+- ``track`` → ``tracks`` (every event) and one table per event name (its properties
+  as columns); ``identify`` → ``identifies`` and ``users`` (latest traits per user);
+  ``group`` → ``groups``; ``page``/``screen`` → ``pages``/``screens``; ``alias`` →
+  ``aliases``; ``audience`` → ``audiences``; ``metric`` → ``metric_<name>``.
+- Nested objects are flattened to ``parent_child`` columns, arrays stored as JSON text,
+  camelCase names become snake_case, and names are made SQL-safe and stable.
+- Each row has ``id`` (the record's ``messageId``; re-loading upserts instead of
+  duplicating) and ``_loaded_at``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from connectord.records import parse_time
+
+MAX_NAME = 63  # PostgreSQL's identifier limit; SQLite has none
+MAX_DEPTH = 4
+RESERVED_TABLES = frozenset(
+    {"tracks", "identifies", "users", "groups", "pages", "screens", "aliases", "audiences"}
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+_COMMON = (
+    ("id", "messageId"),
+    ("user_id", "userId"),
+    ("anonymous_id", "anonymousId"),
+    ("timestamp", "timestamp"),
+    ("original_timestamp", "originalTimestamp"),
+    ("sent_at", "sentAt"),
+    ("received_at", "receivedAt"),
+)
+
+
+def sql_name(text: str) -> str:
+    """``"Order Completed"`` → ``order_completed``; ``"firstName"`` → ``first_name``."""
+    name = _CAMEL.sub("_", str(text).strip()).lower()
+    name = _UNSAFE.sub("_", name).strip("_")
+    name = re.sub(r"_+", "_", name) or "_"
+    if name[0].isdigit():
+        name = "_" + name
+    return name[:MAX_NAME]
+
+
+@dataclass
+class Rows:
+    """Rows grouped by table, with the key each table upserts on."""
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def add(self, table: str, row: dict[str, Any], key: str = "id") -> None:
+        self.tables.setdefault(table, []).append(row)
+        self.keys[table] = key
+
+
+def flatten(
+    value: Any, prefix: str = "", depth: int = 0, out: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``{"a": {"bC": 1}, "l": [1]}`` → ``{"a_b_c": 1, "l": "[1]"}``."""
+    out = {} if out is None else out
+    if not isinstance(value, dict):
+        return out
+    for key, item in value.items():
+        name = sql_name(f"{prefix}_{sql_name(key)}" if prefix else key)
+        if isinstance(item, dict) and item and depth < MAX_DEPTH:
+            flatten(item, name, depth + 1, out)
+        else:
+            out[name] = cell(item)
+    return out
+
+
+def cell(value: Any) -> Any:
+    """A value a column can hold: scalars as they are, the rest as JSON text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return str(value)
+        return value
+    return orjson.dumps(value, default=str).decode()
+
+
+def timestamp_text(value: Any) -> Any:
+    """Times as ISO 8601 UTC text, so that both SQLite and PostgreSQL sort them right."""
+    moment = parse_time(value) if value is not None else None
+    return moment.isoformat().replace("+00:00", "Z") if moment else value
+
+
+def _base(record: dict[str, Any], loaded_at: str) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for column, key in _COMMON:
+        value = record.get(key)
+        if value is not None:
+            row[column] = (
+                timestamp_text(value) if column.endswith(("timestamp", "_at")) else cell(value)
+            )
+    flatten(record.get("context") or {}, "context", 0, row)
+    row["_loaded_at"] = loaded_at
+    return row
+
+
+def _merge(row: dict[str, Any], payload: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Add payload columns; a name the base row already uses gets ``prefix_``."""
+    for column, value in flatten(payload).items():
+        row[sql_name(f"{prefix}_{column}") if column in row else column] = value
+    return row
+
+
+def event_table(event: str, prefix: str = "") -> str:
+    name = sql_name(f"{prefix}{event}")
+    return f"{name}_events"[:MAX_NAME] if name in RESERVED_TABLES else name
+
+
+def rows_for(
+    records: list[dict[str, Any]],
+    *,
+    loaded_at: str,
+    event_prefix: str = "",
+    tracks_table: bool = True,
+) -> Rows:
+    """Lay a batch of records out as rows per table."""
+    rows = Rows()
+    for record in records:
+        add_record(rows, record, loaded_at, event_prefix, tracks_table)
+    return rows
+
+
+def add_record(
+    rows: Rows, record: dict[str, Any], loaded_at: str, event_prefix: str, tracks_table: bool
+) -> None:
+    kind = record.get("type")
+    base = _base(record, loaded_at)
+    if kind == "track":
+        event = str(record.get("event"))
+        common = {**base, "event": event_table(event, event_prefix), "event_text": event}
+        if tracks_table:
+            rows.add("tracks", dict(common))
+        rows.add(
+            event_table(event, event_prefix),
+            _merge(common, record.get("properties") or {}, "property"),
+        )
+    elif kind == "identify":
+        traits = record.get("traits") or {}
+        rows.add("identifies", _merge(dict(base), traits, "trait"))
+        user = record.get("userId")
+        if user is not None:
+            user_row = _merge(
+                {"id": cell(user), "_loaded_at": loaded_at, "received_at": base.get("received_at")},
+                traits,
+                "trait",
+            )
+            rows.add("users", user_row)
+    elif kind == "group":
+        rows.add(
+            "groups",
+            _merge(
+                {**base, "group_id": cell(record.get("groupId"))},
+                record.get("traits") or {},
+                "trait",
+            ),
+        )
+    elif kind in ("page", "screen"):
+        row = {**base, "name": record.get("name"), "category": record.get("category")}
+        rows.add(f"{kind}s", _merge(row, record.get("properties") or {}, "property"))
+    elif kind == "alias":
+        rows.add("aliases", {**base, "previous_id": cell(record.get("previousId"))})
+    elif kind == "audience":
+        audience = record.get("audience") or {}
+        row = {
+            **base,
+            "audience_id": cell(audience.get("id")),
+            "audience_name": audience.get("name"),
+            "action": record.get("action"),
+        }
+        rows.add("audiences", _merge(row, record.get("traits") or {}, "trait"))
+    elif kind == "metric":
+        row = {**base, "metric": record.get("metric"), "period": record.get("period")}
+        _merge(row, record.get("dimensions") or {}, "dimension")
+        _merge(row, record.get("values") or {}, "value")
+        rows.add(sql_name(f"metric_{record.get('metric')}"), row)
