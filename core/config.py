@@ -488,8 +488,9 @@ class _Validator:
             return None
         for name in model.model_fields:
             value = getattr(validated, name, None)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                self.secrets.add(value.get_secret_value())
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, SecretStr) and item.get_secret_value():
+                    self.secrets.add(item.get_secret_value())
         return PluginSpec(plugin, validated)
 
     def check_unknown_keys(
