@@ -9,9 +9,15 @@ from pathlib import Path
 
 UNIT = Path(__file__).parent.parent / "deploy" / "connectord.service"
 REQUIRED = {
-    "Type": "notify", "User": "connectord", "NoNewPrivileges": "yes",
-    "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-    "CapabilityBoundingSet": "", "RestrictSUIDSGID": "yes", "StateDirectory": "connectord",
+    "Type": "notify",
+    "User": "connectord",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "CapabilityBoundingSet": "",
+    "RestrictSUIDSGID": "yes",
+    "StateDirectory": "connectord",
 }
 
 
@@ -37,10 +43,10 @@ def test_systemd_analyze_rates_the_unit_ok():
     if tool is None:  # no systemd here: the static check above is what can be verified
         assert settings()["SystemCallFilter"]
         return
-    result = subprocess.run([tool, "security", "--offline=true", str(UNIT)],
-                            capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for connectord\.service: ([\d.]+)",
-                      result.stdout)
+    result = subprocess.run(
+        [tool, "security", "--offline=true", str(UNIT)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for connectord\.service: ([\d.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     score = float(match.group(1))
     print(f"systemd-analyze security exposure: {score}")

@@ -52,7 +52,17 @@ CASES = [
     ("not a record", JSON, b'{"hello": "world"}', 400, "no_valid_records"),
     ("track without event", JSON, b'{"type":"track","userId":"u1"}', 400, "no_valid_records"),
     ("no user", JSON, b'{"type":"identify","traits":{}}', 400, "no_valid_records"),
-    ("deep nesting", JSON, b'{"a":' * 200 + b"1" + b"}" * 200, 400, "invalid_json"),
+    (
+        "deep nesting",
+        JSON,
+        b'{"type":"track","userId":"u","event":"e","properties":'
+        + b'{"a":' * 300
+        + b"1"
+        + b"}" * 301,
+        400,
+        "invalid_json",
+    ),
+    ("absurd nesting", JSON, b"[" * 5000 + b"]" * 5000, 400, "invalid_json"),
     (
         "wrong content type",
         {**JSON, "Content-Type": "application/xml"},
