@@ -178,13 +178,7 @@ class ConnectorRuntime:
             if self.metrics is not None:
                 self.metrics.requests_rejected.labels(self.name, "queue_full").inc()
             raise QueueFull(self.name, limit)
-        now = record_model.now_iso()
-        bodies = []
-        for record in records:
-            record.setdefault("messageId", record_model.new_message_id())
-            record.setdefault("receivedAt", now)
-            record.setdefault("timestamp", record["receivedAt"])
-            bodies.append(orjson.dumps(record))
+        bodies = serialize(records, record_model.now_iso())
         try:
             await self.store.enqueue(self.name, bodies)
         except sqlite3.Error as err:
@@ -427,6 +421,27 @@ class ConnectorRuntime:
             if summary.status == "succeeded":
                 self.metrics.last_success.labels(self.name).set(time.time())
         return summary
+
+
+def serialize(records: list[Record], now: str) -> list[bytes]:
+    """Fill the implicit fields and encode records for the queue.
+
+    :raises IngestError: a record nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; nothing of the request is queued then.
+    """
+    bodies = []
+    for record in records:
+        if "messageId" not in record:
+            record["messageId"] = record_model.new_message_id()
+        if "receivedAt" not in record:
+            record["receivedAt"] = now
+        if "timestamp" not in record:
+            record["timestamp"] = record["receivedAt"]
+        try:
+            bodies.append(orjson.dumps(record))
+        except orjson.JSONEncodeError as err:
+            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+    return bodies
 
 
 def _describe(err: Exception) -> str:
