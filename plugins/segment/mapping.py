@@ -5,8 +5,8 @@ The defaults follow Segment's Pendo destinations:
 - ``userId`` is the Pendo visitor id; a user known only by ``anonymousId`` becomes
   Pendo's anonymous visitor ``_PENDO_T_<anonymousId>`` when ``anonymous_visitors`` is on,
   and is dropped otherwise.
-- ``identify`` traits are visitor metadata; ``group`` (``groupId`` and traits) is account
-  metadata, whoever the user is.
+- ``identify`` traits (completed by ``context.traits``) are visitor metadata; ``group``
+  (``groupId`` and traits) is account metadata, whoever the user is.
 - ``track`` (and ``page``/``screen``) carry the account as ``context.groupId``: the
   message's own, else the ``groupId`` of the user's last ``group`` call.
 - ``alias`` has no Pendo equivalent and is dropped; so is anything whose
@@ -74,6 +74,19 @@ def needs_account(record: Record) -> bool:
     return not (isinstance(context, dict) and context.get("groupId") not in (None, ""))
 
 
+def identify_traits(record: Record) -> Any:
+    """An identify's traits, completed by ``context.traits``: RudderStack's libraries send
+    identify traits only there, Segment's send them at the root (which wins)."""
+    traits = record.get("traits")
+    context = record.get("context")
+    copy = context.get("traits") if isinstance(context, dict) else None
+    if not isinstance(copy, dict) or not copy:
+        return traits
+    if traits is None:
+        return dict(copy)
+    return {**copy, **traits} if isinstance(traits, dict) else traits
+
+
 def to_pendo(
     record: Record,
     *,
@@ -89,6 +102,8 @@ def to_pendo(
     if kind not in PENDO_TYPES or not pendo_enabled(record, integration_name):
         return None
     out = dict(record)
+    if kind == "identify" and (traits := identify_traits(record)) is not None:
+        out["traits"] = traits
     visitor = visitor_id(record, anonymous_visitors=anonymous_visitors)
     if visitor is None:
         if kind != "group":  # account metadata needs no visitor

@@ -82,7 +82,9 @@ class SegmentSource(PushSource):
 
     async def receive_batch(self, request: web.Request) -> web.Response:
         body = await self.read(request, const.MAX_BATCH_BYTES)
-        payload = self.authenticated_payload(request, body)
+        payload = self.authenticated_payload(request, body, allow_array=True)
+        if isinstance(payload, list):  # Segment's Webhooks (Actions) in batch mode
+            payload = {"batch": payload}
         messages = payload.get("batch")
         if not isinstance(messages, list):
             raise IngestError(
@@ -137,13 +139,22 @@ class SegmentSource(PushSource):
                 raise IngestError(400, err.code, err.message) from None
             raise
 
-    def authenticated_payload(self, request: web.Request, body: bytes) -> dict[str, Any]:
+    def authenticated_payload(
+        self, request: web.Request, body: bytes, *, allow_array: bool = False
+    ) -> Any:
         """Parse the body and check the write key: body ``writeKey`` (also with an OAuth
-        Bearer token) or HTTP Basic with the key as user name."""
+        Bearer token) or HTTP Basic with the key as user name.
+
+        :param allow_array: accept a bare JSON array of messages (then only HTTP Basic
+            can carry the key).
+        """
         payload = parse_json(body)
-        if not isinstance(payload, dict):
+        if isinstance(payload, list) and allow_array:
+            candidates: list[Any] = []
+        elif isinstance(payload, dict):
+            candidates = [payload.get("writeKey")]
+        else:
             raise IngestError(400, const.INVALID_JSON, "the request body must be a JSON object")
-        candidates = [payload.get("writeKey")]
         basic = basic_credentials(request)
         if basic is not None:
             candidates.append(basic[0])

@@ -166,3 +166,12 @@ async def test_fields_mapping_overrides_the_defaults():
     )
     assert out[0][0]["context"] == {"groupId": "w-9"}
     assert out[0][0]["properties"] == {"workspace": "w-9"}
+
+
+def test_identify_traits_are_completed_by_context_traits():
+    rudder = {"type": "identify", "userId": "u1", "context": {"traits": {"plan": "pro"}}}
+    assert to_pendo(rudder)["traits"] == {"plan": "pro"}
+    both = {**rudder, "traits": {"plan": "team", "email": "a@example.com"}}
+    assert to_pendo(both)["traits"] == {"plan": "team", "email": "a@example.com"}
+    assert "traits" not in to_pendo({"type": "identify", "userId": "u1"})
+    assert to_pendo({**rudder, "traits": "odd"})["traits"] == "odd"  # the destination refuses

@@ -295,3 +295,11 @@ def test_write_key_option_rules():
         SegmentSource.Options(write_key=["good-key-1234", "bad:key:1234"])
     with pytest.raises(ValidationError, match="at least one write key"):
         SegmentSource.Options(write_key=[])
+
+
+def test_webhook_batches_as_a_bare_array_with_basic_auth(ingest):
+    status, body, _ = post(ingest, "v1/batch", [track("u1"), track("u2")], basic(WRITE_KEY))
+    assert (status, body) == (200, {"success": True})
+    assert [r["userId"] for r in ingest.records] == ["u1", "u2"]
+    assert_error(post(ingest, "v1/batch", [track("u3")]), 401, "invalid_write_key")
+    assert_error(post(ingest, "v1/track", [track("u3")], basic(WRITE_KEY)), 400, "invalid_json")
