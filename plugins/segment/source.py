@@ -99,19 +99,31 @@ class SegmentSource(PushSource):
         envelope = Envelope.of(payload, request)
         check_size = len(body) > const.MAX_MESSAGE_BYTES  # else no message can be too large
         records: list[Record] = []
+        positions: list[int] = []
         refused: list[tuple[int, IngestError]] = []
         for index, message in enumerate(messages):
             try:
                 if check_size:
                     check_message_size(message)
                 records.append(normalize(message, None, envelope))
+                positions.append(index)
             except IngestError as err:
                 refused.append((index, err))
+        try:
+            if records:
+                await self.ingest(records)
+        except IngestError as err:
+            if err.code != const.INVALID_JSON or len(records) == 1:
+                raise
+            # A message the queue cannot encode (nesting beyond orjson's 254 levels)
+            # sank the request: refuse it alone and store the others.
+            records = self.encodable(records, positions, refused)
+            if records:
+                await self.ingest(records)
         if refused:
             self.note_refused(refused, len(records))
             if not records:
                 raise refused[0][1]
-        await self.ingest(records)
         return success()
 
     async def receive_single(self, kind: str, request: web.Request) -> web.Response:
@@ -170,6 +182,23 @@ class SegmentSource(PushSource):
                 "HTTP Basic user name",
             )
         return payload
+
+    @staticmethod
+    def encodable(
+        records: list[Record], positions: list[int], refused: list[tuple[int, IngestError]]
+    ) -> list[Record]:
+        kept = []
+        for record, index in zip(records, positions, strict=True):
+            try:
+                orjson.dumps(record)
+            except orjson.JSONEncodeError as err:
+                refused.append(
+                    (index, IngestError(400, const.INVALID_MESSAGE, f"cannot be stored: {err}"))
+                )
+            else:
+                kept.append(record)
+        refused.sort(key=lambda item: item[0])
+        return kept
 
     def note_refused(self, refused: list[tuple[int, IngestError]], accepted: int) -> None:
         codes = Counter(err.code for _, err in refused)

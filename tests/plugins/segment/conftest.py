@@ -10,8 +10,10 @@ import structlog
 from aiohttp import web
 
 from connectord import PluginContext, QueueFull
+from connectord.connector import serialize
 from connectord.metrics import Metrics
 from connectord.plugins.segment.source import SegmentSource
+from connectord.records import now_iso
 from connectord.server import create_app
 from connectord.state import MemoryKeyValue
 from connectord.testing import EmulatorServer
@@ -63,6 +65,7 @@ class Ingest:
     async def enqueue(self, records: list[dict]) -> None:
         if self.queue_full:
             raise QueueFull("seg", 10)
+        serialize(records, now_iso())  # what the daemon does before its SQLite insert
         self.records.extend(records)
 
     @property

@@ -303,3 +303,18 @@ def test_webhook_batches_as_a_bare_array_with_basic_auth(ingest):
     assert [r["userId"] for r in ingest.records] == ["u1", "u2"]
     assert_error(post(ingest, "v1/batch", [track("u3")]), 401, "invalid_write_key")
     assert_error(post(ingest, "v1/track", [track("u3")], basic(WRITE_KEY)), 400, "invalid_json")
+
+
+def test_a_message_too_deep_to_store_is_refused_alone(ingest):
+    deep = b'{"type":"track","userId":"u2","event":"e","properties":' + b'{"a":' * 300 + b"1"
+    deep += b"}" * 301
+    body = b'{"writeKey":"%s","batch":[%s,%s,%s]}' % (
+        WRITE_KEY.encode(),
+        orjson.dumps(track("u1")),
+        deep,
+        orjson.dumps(track("u3")),
+    )
+    status, body, _ = post(ingest, "v1/batch", body, raw=True)
+    assert (status, body) == (200, {"success": True})
+    assert [r["userId"] for r in ingest.records] == ["u1", "u3"]
+    assert ingest.source.rejected == {"invalid_message": 1}
