@@ -293,3 +293,35 @@ def track_problem(body: Any) -> str | None:
         ):
             return f"invalid property name {name!r}"
     return None
+
+
+async def _state(emulator: PendoEmulator) -> web.Response:
+    return json_response(
+        {"visitors": emulator.visitors, "accounts": emulator.accounts, "events": emulator.events}
+    )
+
+
+def main() -> None:
+    """Run the emulator by hand: ``python -m tests.emulators.pendo [--port 8789]``.
+
+    It answers with the test credentials (``track-secret-for-tests``,
+    ``integration-key-for-tests``) and shows what it accepted at ``GET /_emulator/state``.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8789)
+    args = parser.parse_args()
+    emulator = PendoEmulator()
+    emulator.app.router.add_get("/_emulator/state", lambda request: _state(emulator))
+    print(
+        f"Pendo emulator on http://127.0.0.1:{args.port} "
+        f"(track secret {TRACK_SECRET!r}, integration key {INTEGRATION_KEY!r}); "
+        f"see what it accepted at http://127.0.0.1:{args.port}/_emulator/state",
+        flush=True,
+    )
+    web.run_app(emulator.app, host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
