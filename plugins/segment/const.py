@@ -5,8 +5,28 @@ from __future__ import annotations
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 """The single-message endpoints, ``POST /v1/<type>``; the path sets the message type."""
 
-BATCH_PATHS = ("v1/batch", "v1/import")
-"""``/v1/import`` is an alias of ``/v1/batch`` in Segment's API."""
+BATCH_PATHS = ("v1/batch", "v1/import", "v1/b")
+"""``/v1/import`` is an alias of ``/v1/batch``; ``/v1/b`` is what analytics.js posts
+batches to."""
+
+SHORT_PATHS = {
+    "identify": "v1/i",
+    "track": "v1/t",
+    "page": "v1/p",
+    "screen": "v1/s",
+    "group": "v1/g",
+    "alias": "v1/a",
+}
+"""The short single-message routes analytics.js (the browser library) uses."""
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
+"""Browsers post from any site; the write key, not a cookie, authenticates, so any
+origin may read the answer."""
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """Largest single message (and single-message request body)."""

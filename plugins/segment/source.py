@@ -1,10 +1,12 @@
 """``segment.http``: a Segment-compatible HTTP Tracking API under ``/ingest/<connector>/``.
 
 Any Segment (or RudderStack) library whose host is set to
-``http://<daemon>/ingest/<connector>`` sends here: ``POST v1/batch`` (alias ``v1/import``)
-and the single-message routes ``v1/identify``, ``v1/track``, ``v1/page``, ``v1/screen``,
-``v1/group``, ``v1/alias``. Answers are Segment's: ``200 {"success": true}`` once the
-messages are durable, ``400``/``401`` with ``{"success": false, "code", "message"}``.
+``http://<daemon>/ingest/<connector>`` sends here: ``POST v1/batch`` (aliases ``v1/import``
+and analytics.js's ``v1/b``) and the single-message routes ``v1/identify``, ``v1/track``,
+``v1/page``, ``v1/screen``, ``v1/group``, ``v1/alias`` (and analytics.js's ``v1/i``,
+``v1/t``, ``v1/p``, ``v1/s``, ``v1/g``, ``v1/a``), with CORS for browsers. Answers are
+Segment's: ``200 {"success": true}`` once the messages are durable, ``400``/``401`` with
+``{"success": false, "code", "message"}``.
 """
 
 from __future__ import annotations
@@ -63,20 +65,27 @@ class SegmentSource(PushSource):
         """Messages refused inside otherwise accepted batches, by error code."""
 
     def routes(self) -> list[Route]:
-        batch = [Route("POST", path, self.receive_batch) for path in const.BATCH_PATHS]
-        single = [
-            Route("POST", f"v1/{kind}", partial(self.receive_single, kind))
-            for kind in const.SEGMENT_TYPES
-        ]
-        return batch + single
+        routes = [Route("POST", path, self.receive_batch) for path in const.BATCH_PATHS]
+        for kind in const.SEGMENT_TYPES:
+            handler = partial(self.receive_single, kind)
+            routes += [Route("POST", f"v1/{kind}", handler)]
+            routes += [Route("POST", const.SHORT_PATHS[kind], handler)]
+        routes += [Route("OPTIONS", route.path, self.preflight) for route in list(routes)]
+        return routes
 
     def error_response(self, error: IngestError) -> web.StreamResponse:
         """Segment's error body, for our errors and the framework's (queue full, 503)."""
-        return json_response(
+        response = json_response(
             {"success": False, "code": error.code, "message": error.message},
             status=error.status,
             retry_after=error.retry_after,
         )
+        response.headers.update(const.CORS_HEADERS)
+        return response
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        """CORS preflight for browsers (analytics.js)."""
+        return web.Response(status=204, headers=const.CORS_HEADERS)
 
     # --- handlers ---------------------------------------------------------------------
 
@@ -213,7 +222,7 @@ class SegmentSource(PushSource):
 
 
 def success() -> web.Response:
-    return web.Response(body=SUCCESS, content_type="application/json")
+    return web.Response(body=SUCCESS, content_type="application/json", headers=const.CORS_HEADERS)
 
 
 # --- messages ---------------------------------------------------------------------------

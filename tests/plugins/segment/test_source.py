@@ -318,3 +318,30 @@ def test_a_message_too_deep_to_store_is_refused_alone(ingest):
     assert (status, body) == (200, {"success": True})
     assert [r["userId"] for r in ingest.records] == ["u1", "u3"]
     assert ingest.source.rejected == {"invalid_message": 1}
+
+
+def test_analytics_js_routes_and_cors(ingest):
+    """The browser library posts text/plain to the short routes, cross-origin."""
+    message = {
+        "userId": "u1",
+        "event": "Clicked",
+        "writeKey": WRITE_KEY,
+        "sentAt": "2026-11-23T10:00:00.000Z",
+    }
+    headers = {"Content-Type": "text/plain", "Origin": "https://app.example.com"}
+    response = requests.post(f"{ingest.url}/v1/t", data=orjson.dumps(message), headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    batch = {"batch": [{**message, "type": "page"}], "writeKey": WRITE_KEY}
+    response = requests.post(f"{ingest.url}/v1/b", data=orjson.dumps(batch), headers=headers)
+    assert response.status_code == 200
+    assert [r["type"] for r in ingest.records] == ["track", "page"]
+    preflight = requests.options(
+        f"{ingest.url}/v1/batch",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert "Content-Encoding" in preflight.headers["Access-Control-Allow-Headers"]
+    refused = requests.post(f"{ingest.url}/v1/t", data=b"{}", headers=headers)
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
