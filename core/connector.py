@@ -127,8 +127,7 @@ class ConnectorRuntime:
                     await plugin.close()
             await self._close_session()
             raise
-        self.depth = await self.store.read(Store.queue_depth, self.name)
-        self._gauge_depth()
+        await self._resync_depth()
         if drain:
             self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
         self.started = True
@@ -235,10 +234,13 @@ class ConnectorRuntime:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _resync_depth(self) -> None:
-        """Catch up with rows other processes added (``dlq replay``)."""
+        """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
         with contextlib.suppress(Exception):
             self.depth = await self.store.read(Store.queue_depth, self.name)
             self._gauge_depth()
+            if self.metrics is not None:
+                dead = await self.store.read(Store.dead_letter_count, self.name)
+                self.metrics.dead_letters.labels(self.name).set(dead)
 
     async def _deliver_rows(self, rows: list[QueueRow]) -> None:
         records = [orjson.loads(row.body) for row in rows]
@@ -290,6 +292,7 @@ class ConnectorRuntime:
         self.metrics.records_out.labels(self.name).inc(outcome.delivered)
         if outcome.dead:
             self.metrics.records_rejected.labels(self.name).inc(len(outcome.dead))
+            self.metrics.dead_letters.labels(self.name).inc(len(outcome.dead))
         if outcome.delivered:
             self.metrics.last_success.labels(self.name).set(time.time())
 
