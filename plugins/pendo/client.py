@@ -93,9 +93,10 @@ class PendoClient:
             async with self.http().request(
                 method, url, data=body, headers=headers, params=params
             ) as response:
-                text = await response.text(errors="replace")
+                data = await response.read()
         except (aiohttp.ClientError, TimeoutError) as err:
             raise RetryableError(f"pendo: network error: {type(err).__name__}: {err}") from err
+        text = data.decode("utf-8", errors="replace")
         raise_for_status(response.status, response.headers, text, vendor="pendo")
         return text
 

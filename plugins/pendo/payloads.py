@@ -30,12 +30,20 @@ def name_problem(name: str, *, max_length: int | None = const.MAX_PROPERTY_NAME)
     return None
 
 
+_GOOD_NAMES: set[str] = set()
+"""Property names already found valid (they repeat from event to event)."""
+
+
 def check_properties(properties: dict[str, Any]) -> bytes:
     """Check a track event's properties; return their JSON (for the size rule)."""
     for name in properties:
+        if name in _GOOD_NAMES:
+            continue
         problem = name_problem(str(name))
         if problem is not None:
             raise RecordRejected(f"pendo: event property name {str(name)[:60]!r}: {problem}")
+        if len(_GOOD_NAMES) < 100_000:
+            _GOOD_NAMES.add(name)
     encoded = orjson.dumps(properties)
     if len(encoded) > const.MAX_PROPERTIES_BYTES:
         raise RecordRejected(
