@@ -177,3 +177,12 @@ def test_options_need_a_credential_and_valid_custom_names():
         PendoDestination.Options()
     with pytest.raises(ValidationError, match="custom field 'Tier 1'"):
         PendoDestination.Options(integration_key="k", visitor_custom_fields=["Tier 1"])
+
+
+async def test_pendo_rate_limit_is_honoured(pendo, options):
+    pendo.rate_limit = 3  # calls per second on /data/track
+    options["track_concurrency"] = 1
+    result = await deliver(PendoDestination, options, [track(f"u{i}") for i in range(6)])
+    assert len(pendo.events) == 3
+    assert result.retry == {3, 4, 5}
+    assert result.retry_after == 1.0
