@@ -516,7 +516,8 @@ def report(result: dict[str, Any]) -> str:
     out = [
         f"{settings['messages']} track messages (~{result['message_bytes']} bytes each) in "
         f"Segment batches of {result['batch_messages']}, {settings['senders']} requests in "
-        "flight -> system -> Pendo sink (one POST /data/track per message)",
+        "flight -> system -> Pendo sink (one POST /data/track per message); best of "
+        f"{len(result['rounds']['connectord'])} round(s) per system",
         f"{'':20}{'connectord':>12}{'minimal':>12}",
     ]
     for label, key in rows:
