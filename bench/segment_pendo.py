@@ -17,7 +17,7 @@ delivered/s over the time from the first request to the last delivery. Everythin
 on 127.0.0.1.
 
 Run it through ``bench/run.py`` (``make bench``); ``python bench/segment_pendo.py --role
-sink|minimal`` are the helper processes it starts.
+sink|minimal`` are the other processes it starts.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class PendoEmulator(VendorEmulator):
         groups = self.accounts.get(account_id, {})
         return {**groups.get("agent", {}), **groups.get("custom", {})}
 
-    # --- helpers -----------------------------------------------------------------------
+    # --- internals -----------------------------------------------------------------------
 
     def limited(self, endpoint: str) -> web.Response | None:
         if self.rate_limit is None:
