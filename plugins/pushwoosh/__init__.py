@@ -1,8 +1,14 @@
-"""Pushwoosh: the ``pushwoosh`` destination."""
+"""Pushwoosh: the ``pushwoosh`` destination and the ``pushwoosh.relay`` source."""
 
 from connectord import hookimpl
 
 from .destination import PushwooshDestination
+from .relay import PushwooshRelay
+
+
+@hookimpl
+def register_sources(register):
+    register(PushwooshRelay)
 
 
 @hookimpl

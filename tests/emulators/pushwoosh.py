@@ -436,6 +436,10 @@ class PushwooshEmulator(VendorEmulator):
             if value is None:
                 writes[name] = None
                 continue
+            if isinstance(value, dict) and value.get("operation") in ("append", "remove"):
+                # the SDKs' list edits on setTags: {"operation": "append", "value": [...]}
+                self._apply_tags(bucket, {name: value.get("value")}, operator=value["operation"])
+                continue
             if kind is None:
                 if not create_missing:
                     raise ArgumentError(f"Tag {name} not found")
