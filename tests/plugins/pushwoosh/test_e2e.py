@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from connectord.testing import write_config
 from tests.emulators.pushwoosh import INTEGER, LIST, PushwooshEmulator
 
 pytestmark = pytest.mark.e2e
@@ -221,4 +225,95 @@ delivery = {{ concurrency = 1 }}
     )
     assert pushwoosh.tag_type("connectord_audiences") == LIST
     assert pushwoosh.filter_names() == [segment]
+    assert daemon.stop() == 0
+
+
+# --- tracking log pulls: resume from the last complete day ------------------------------
+
+
+def tracking_setup(pushwoosh):
+    """Four complete days of log lines (one opened push per day)."""
+    days = []
+    for days_ago in (4, 3, 2, 1):
+        moment = datetime.now(UTC) - timedelta(days=days_ago)
+        moment = moment.replace(hour=9, minute=30, second=0, microsecond=0)
+        pushwoosh.add_tracking(moment, f"TC-{days_ago}", f"u{days_ago}", f"hw{days_ago}", "opened")
+        days.append(moment.date().isoformat())
+    return days
+
+
+def tracking_connector(url: str, schedule: str, extra: str = "") -> str:
+    return f"""
+[connectors.pushlog]
+schedule = "{schedule}"
+source = {{ type = "pushwoosh.tracking_log", application = "{APP}", \
+api_token = "server-token-for-tests", base_url = "{url}", initial_days = 4, \
+poll_interval = 0.05, max_wait = 120, attempts = 1 {extra} }}
+destination = {{ type = "warehouse", url = "sqlite:///warehouse.db" }}
+delivery = {{ retry_initial = 0.1, retry_max = 0.5 }}
+"""
+
+
+def opened_users(warehouse) -> list[str]:
+    try:
+        return sorted(r[0] for r in rows(warehouse, "select user_id from push_opened"))
+    except sqlite3.Error:
+        return []
+
+
+def requested_days(pushwoosh) -> list[str]:
+    return [r.json()["request"]["date"] for r in pushwoosh.requests_to("/json/1.3/getTrackingLog")]
+
+
+def cli(config, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "connectord", *args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_failed_tracking_log_run_resumes_from_the_last_complete_day(tmp_path, emulator_server):
+    pushwoosh = PushwooshEmulator(application=APP)
+    url = emulator_server(pushwoosh).url
+    days = tracking_setup(pushwoosh)
+    pushwoosh.unavailable_days.add(days[2])
+    config = write_config(tmp_path, tracking_connector(url, "manual"))
+    failed = cli(config, "sync", "pushlog")
+    assert failed.returncode == 1
+    assert "getTrackingLog answered HTTP 500" in failed.stderr
+    warehouse = tmp_path / "warehouse.db"
+    assert opened_users(warehouse) == ["u3", "u4"]
+    status = orjson.loads(cli(config, "status", "--json").stdout)
+    assert status["connectors"][0]["checkpoint"] == {"day": days[1]}
+
+    pushwoosh.unavailable_days.clear()
+    resumed = cli(config, "sync", "pushlog")
+    assert resumed.returncode == 0, resumed.stderr
+    assert opened_users(warehouse) == ["u1", "u2", "u3", "u4"]
+    assert requested_days(pushwoosh) == [days[0], days[1], days[2], days[2], days[3]]
+    status = orjson.loads(cli(config, "status", "--json").stdout)
+    assert status["connectors"][0]["checkpoint"] == {"day": days[3]}
+
+
+def test_a_killed_daemon_resumes_the_tracking_log_where_it_stopped(
+    connectord_daemon, emulator_server
+):
+    pushwoosh = PushwooshEmulator(application=APP)
+    url = emulator_server(pushwoosh).url
+    days = tracking_setup(pushwoosh)
+    pushwoosh.held_days.add(days[2])  # its export never gets ready while the daemon runs
+    daemon = connectord_daemon(tracking_connector(url, "every 3s"))
+    warehouse = daemon.config.parent / "warehouse.db"
+    daemon.wait_for(lambda: opened_users(warehouse) == ["u3", "u4"], message="two days in")
+    daemon.wait_for(lambda: requested_days(pushwoosh)[-1:] == [days[2]], message="third day")
+    daemon.kill()  # SIGKILL in the middle of the third day
+
+    pushwoosh.held_days.clear()
+    daemon.start()
+    daemon.wait_for(
+        lambda: opened_users(warehouse) == ["u1", "u2", "u3", "u4"], message="all four days"
+    )
+    assert requested_days(pushwoosh)[:5] == [days[0], days[1], days[2], days[2], days[3]]
     assert daemon.stop() == 0
