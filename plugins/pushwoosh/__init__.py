@@ -1,9 +1,11 @@
-"""Pushwoosh: the ``pushwoosh`` destination, the ``pushwoosh.relay`` push source and the
-``pushwoosh.tracking_log`` / ``pushwoosh.message_stats`` pull sources."""
+"""Pushwoosh: the ``pushwoosh`` destination, the ``pushwoosh.relay`` push source, the
+``pushwoosh.tracking_log`` / ``pushwoosh.message_stats`` pull sources and the
+``pushwoosh.to_piano`` mapping."""
 
 from connectord import hookimpl
 
 from .destination import PushwooshDestination
+from .mapping import PushwooshToPiano
 from .relay import PushwooshRelay
 from .source import PushwooshMessageStats, PushwooshTrackingLog
 
@@ -18,3 +20,8 @@ def register_sources(register):
 @hookimpl
 def register_destinations(register):
     register(PushwooshDestination)
+
+
+@hookimpl
+def register_mappings(register):
+    register(PushwooshToPiano)

@@ -317,3 +317,51 @@ def test_a_killed_daemon_resumes_the_tracking_log_where_it_stopped(
     )
     assert requested_days(pushwoosh)[:5] == [days[0], days[1], days[2], days[2], days[3]]
     assert daemon.stop() == 0
+
+
+def test_relay_through_the_piano_mapping(connectord_daemon, emulator_server):
+    """relay → pushwoosh.to_piano → warehouse: what a Piano destination would be given."""
+    pushwoosh = PushwooshEmulator(application=APP, device_token=DEVICE)
+    url = emulator_server(pushwoosh).url
+    daemon = connectord_daemon(
+        f"""
+[connectors.to_piano]
+source = {relay_source(url)}
+mapping = [{{ type = "pushwoosh.to_piano" }}]
+destination = {{ type = "warehouse", url = "sqlite:///warehouse.db" }}
+"""
+    )
+    base = "/ingest/to_piano/json/1.3"
+    daemon.post(
+        f"{base}/registerDevice",
+        {"request": {"application": APP, "hwid": "hw-5", "device_type": 11, "userId": "u5"}},
+        headers=TOKEN,
+    )
+    daemon.post(
+        f"{base}/setTags",
+        {"request": {"application": APP, "userId": "u5", "tags": {"Country": "DE"}}},
+        headers=TOKEN,
+    )
+    daemon.post(
+        f"{base}/postEvent",
+        {
+            "request": {
+                "application": APP,
+                "userId": "u5",
+                "hwid": "hw-5",
+                "event": "PW_SiteOpened",
+                "attributes": {"CampaignID": "CAMP-3"},
+            }
+        },
+        headers=TOKEN,
+    )
+    warehouse = daemon.config.parent / "warehouse.db"
+    daemon.wait_for(table_ready(warehouse, "pw_siteopened"), message="mapped event")
+    assert rows(
+        warehouse,
+        "select user_id, pushwooshid, src_medium, device_type, country from pw_siteopened",
+    ) == [("u5", "u5", "CAMP-3", "Chrome", "DE")]
+    assert rows(warehouse, "select count(*) from sqlite_master where name = 'identifies'") == [
+        (0,)
+    ]  # identify records were dropped by the mapping
+    assert daemon.stop() == 0
