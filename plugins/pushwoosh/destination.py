@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, AnyHttpUrl, Field
@@ -35,21 +34,19 @@ from connectord import (
     RetryableError,
     Secret,
 )
-from connectord.records import iso, parse_time
 
 from .client import ArgumentError, PushwooshClient, validate_application
 from .const import (
     BATCH_EVENTS_MAX,
     DEFAULT_BASE_URL,
     DEFAULT_EVENTS_URL,
-    PLATFORM_IDS,
-    PLATFORMS,
     SET_TAGS_MAX,
     VENDOR,
     TagType,
 )
+from .events import Event, event_of
 from .segments import membership_expression, segment_name
-from .tagtypes import json_text, type_tags
+from .tagtypes import type_tags
 
 TAG_KEY = "tag:"
 FILTER_KEY = "filter:"
@@ -407,12 +404,15 @@ class PushwooshDestination(Destination):
     # --- events -----------------------------------------------------------------------
 
     async def _send_events(self, items: list[tuple[int, Record]], result: DeliveryResult) -> None:
-        events = [(index, self._event(record)) for index, record in items]
+        events = [
+            (index, event_of(record, self.options.screen_event, self.options.page_event))
+            for index, record in items
+        ]
         if self.options.events_api == "batch":
             await self._send_event_batches(events, result)
             return
 
-        async def one(event: _Event) -> None:
+        async def one(event: Event) -> None:
             await self.client.post_event(
                 event.name,
                 user_id=event.user,
@@ -427,7 +427,7 @@ class PushwooshDestination(Destination):
         )
 
     async def _send_event_batches(
-        self, events: list[tuple[int, _Event]], result: DeliveryResult
+        self, events: list[tuple[int, Event]], result: DeliveryResult
     ) -> None:
         progress = _Progress()
         for start in range(0, len(events), BATCH_EVENTS_MAX):
@@ -435,7 +435,7 @@ class PushwooshDestination(Destination):
             await self._post_chunk(chunk, result, progress)
 
     async def _post_chunk(
-        self, chunk: list[tuple[int, _Event]], result: DeliveryResult, progress: _Progress
+        self, chunk: list[tuple[int, Event]], result: DeliveryResult, progress: _Progress
     ) -> None:
         """Post a chunk; a refused chunk is halved until the refused events are isolated."""
         payload = [event.batch_item(self.options.application) for _, event in chunk]
@@ -456,27 +456,6 @@ class PushwooshDestination(Destination):
             result.retry_after = err.retry_after or result.retry_after
             return
         progress.done += len(chunk)
-
-    def _event(self, record: Record) -> _Event:
-        kind = record.get("type")
-        attributes = _attributes(record.get("properties"))
-        if kind == "track":
-            name = str(record["event"])
-        else:
-            name = self.options.screen_event if kind == "screen" else self.options.page_event
-            for key in ("name", "category"):
-                if record.get(key) not in (None, ""):
-                    attributes.setdefault(key, record[key])
-        moment = parse_time(record.get("timestamp"))
-        context = record.get("context") if isinstance(record.get("context"), dict) else {}
-        return _Event(
-            name=name,
-            user=str(_user_id(record)),
-            hwid=_hwid(context),
-            attributes=attributes,
-            timestamp=int(moment.timestamp()) if moment else None,
-            device_type=_device_type(context),
-        )
 
     # --- shared: per-user calls with bounded concurrency ------------------------------
 
@@ -538,86 +517,6 @@ class _Progress:
     done: int = 0
 
 
-@dataclass
-class _Event:
-    name: str
-    user: str
-    hwid: str | None
-    attributes: dict[str, Any]
-    timestamp: int | None
-    device_type: int | None
-
-    def batch_item(self, application: str) -> dict[str, Any]:
-        """The event as the batch events path takes it."""
-        item: dict[str, Any] = {
-            "user_id": self.user,
-            "app_code": application,
-            "name": self.name,
-            "attributes": self.attributes,
-        }
-        if self.hwid:
-            item["device_id"] = self.hwid
-        platform = _batch_platform(self.device_type)
-        if platform:
-            item["device_platform"] = platform
-        if self.timestamp is not None:
-            item["timestamp"] = iso(datetime.fromtimestamp(self.timestamp, UTC))
-        return item
-
-
 def _user_id(record: Record) -> str | None:
     value = record.get("userId")
     return None if value in (None, "") else str(value)
-
-
-def _hwid(context: dict[str, Any]) -> str | None:
-    device = context.get("device") if isinstance(context.get("device"), dict) else {}
-    pushwoosh = context.get("pushwoosh") if isinstance(context.get("pushwoosh"), dict) else {}
-    value = device.get("id") or pushwoosh.get("hwid")
-    return None if value in (None, "") else str(value)
-
-
-def _device_type(context: dict[str, Any]) -> int | None:
-    """Pushwoosh's platform id from the record's context, when it can be told."""
-    pushwoosh = context.get("pushwoosh") if isinstance(context.get("pushwoosh"), dict) else {}
-    platform = pushwoosh.get("platform_id")
-    if isinstance(platform, int) and platform in PLATFORMS:
-        return platform
-    for block, key in (("os", "name"), ("device", "type")):
-        value = context.get(block)
-        if isinstance(value, dict) and isinstance(value.get(key), str):
-            found = PLATFORM_IDS.get(value[key].strip().lower())
-            if found is not None:
-                return found
-    return None
-
-
-def _batch_platform(device_type: int | None) -> str | None:
-    if device_type == 1:
-        return "ios"
-    if device_type in (3, 9, 17, 19):
-        return "android"
-    if device_type in (7, 10, 11, 12, 13):
-        return "web"
-    return None
-
-
-def _attributes(properties: Any) -> dict[str, Any]:
-    """Event attributes: flat values; objects become JSON text, nulls are left out."""
-    if not isinstance(properties, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in properties.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            out[key] = json_text(value)
-        elif isinstance(value, list):
-            out[key] = [
-                v if isinstance(v, (str, int, float, bool)) else json_text(v)
-                for v in value
-                if v is not None
-            ]
-        else:
-            out[key] = value
-    return out
