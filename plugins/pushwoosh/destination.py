@@ -279,7 +279,13 @@ class PushwooshDestination(Destination):
         stored = await self.context.state.scan(TAG_KEY)
         catalog = {key[len(TAG_KEY) :]: TagType(value) for key, value in stored.items()}
         if self.options.create_tags:
-            listed = await self.client.list_tags()
+            try:
+                listed = await self.client.list_tags()
+            except AuthError as err:
+                raise AuthError(
+                    f"{err} (if the Pushwoosh plan has no Tags API, set create_tags = false)",
+                    retry_after=err.retry_after,
+                ) from err
             changed = {f"{TAG_KEY}{n}": int(t) for n, t in listed.items() if catalog.get(n) != t}
             catalog.update(listed)
             await self.context.state.set_many(changed)

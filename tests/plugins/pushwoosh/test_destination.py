@@ -412,3 +412,14 @@ async def test_identify_without_tags_makes_no_call(pushwoosh, destination_option
     assert result.rejected == {} and result.retry == set()
     assert pushwoosh.requests_to("/json/1.3/setTags") == []
     assert pushwoosh.requests_to("/api/v2/audience/") == []
+
+
+async def test_a_plan_without_the_tags_api_is_explained(pushwoosh, destination_options):
+    pushwoosh.fail_next(
+        1,
+        status=403,
+        body={"status_code": 403, "status_message": "Token restrictions forbid this operation"},
+        paths=("/json/1.3/listTags",),
+    )
+    with pytest.raises(AuthError, match="set create_tags = false"):
+        await deliver(PushwooshDestination, destination_options(), [identify("u1", a=1)])
