@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from connectord import IngestError
+from connectord import IngestError, QueueFull
 from connectord.plugins.pushwoosh.relay import PushwooshRelay, apply_tag_changes
 from connectord.state import MemoryKeyValue
 from connectord.testing import free_port, make_context
@@ -330,3 +330,26 @@ async def test_check_verifies_the_callers_token(pushwoosh):
             else:
                 with pytest.raises(Exception, match=expected):
                     await source.check()
+
+
+async def test_a_full_queue_is_a_503_even_after_pushwoosh_accepted(pushwoosh):
+    async with make_context("r") as context:
+
+        async def enqueue(records):
+            raise QueueFull("r", 10)
+
+        context.enqueue = enqueue
+        options = PushwooshRelay.Options(
+            application=APP, device_token="device-token-for-tests", base_url=pushwoosh.url
+        )
+        source = PushwooshRelay(options, context)
+        source.server = await serve(source)
+        try:
+            status, body, headers = await call(
+                source, "setTags", {"application": APP, "userId": "u1", "tags": {"a": 1}}
+            )
+        finally:
+            await source.server.close()
+    assert (status, body["status_code"], headers["Retry-After"]) == (503, 503, "30")
+    assert "retry later" in body["status_message"]
+    assert pushwoosh.tags_of("u1") == {"a": 1}  # Pushwoosh has it; the caller retries
