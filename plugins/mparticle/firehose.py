@@ -35,6 +35,7 @@ from .parse import (
     epoch_ms_to_iso,
     impression_part,
     kind_of,
+    one_of,
     parse_mpid,
     product_action_part,
     promotion_part,
@@ -303,7 +304,7 @@ def audience_subscription(message: dict[str, Any]) -> FirehoseResult:
         response(message, "audience_subscription_response", audience_subscription_settings={})
     )
     action, audience_id = message.get("action"), message.get("audience_id")
-    if action not in SUBSCRIPTION_ACTIONS:
+    if not one_of(action, SUBSCRIPTION_ACTIONS):
         result.parsed.errors.append(f'"action" must be add, update or remove; found {action!r:.40}')
     elif _audience_id(audience_id) is None:
         result.parsed.errors.append('"audience_id" is missing')

@@ -180,7 +180,7 @@ def _batch_head(
     if not isinstance(batch, dict):
         raise Invalid(f"a batch must be a JSON object; found {kind_of(batch)}")
     environment = batch.get("environment")
-    if environment is not None and environment not in const.ENVIRONMENTS:
+    if environment is not None and not one_of(environment, const.ENVIRONMENTS):
         raise Invalid(f'"environment" must be "production" or "development"; found {environment!r}')
     events = batch.get("events")
     if events is None:
@@ -433,7 +433,7 @@ def event_records(
         kind = data.get("custom_event_type")
         if kind is None or kind == "":
             raise Invalid('Required event field "custom_event_type" is missing or empty.')
-        if kind not in const.CUSTOM_EVENT_TYPES:
+        if not one_of(kind, const.CUSTOM_EVENT_TYPES):
             raise Invalid(f'"custom_event_type" {kind!r:.40} is not one of mParticle\'s types.')
         meta["custom_event_type"] = kind
         bodies = [{"type": "track", "event": _name(name, limits), "properties": properties}]
@@ -772,6 +772,11 @@ def _number(value: Any, name: str) -> int | float | None:
         except ValueError:
             pass
     raise Invalid(f'"{name}" must be a number; found {value!r:.40}')
+
+
+def one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """Membership that tolerates unhashable JSON values (lists, objects)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _is_number(value: Any) -> bool:

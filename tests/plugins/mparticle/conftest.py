@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import structlog
+from aiohttp import web
 
 from connectord import QueueFull
 from connectord.metrics import Metrics
@@ -199,6 +200,20 @@ def _decode(body: bytes) -> Any:
         return body
 
 
+class DaemonLikeServer(EmulatorServer):
+    """Serves like the daemon does: request bodies are not inflated by aiohttp, so
+    ``read_body`` sees (and caps) what came over the wire."""
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, auto_decompress=False, shutdown_timeout=1
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 @pytest.fixture
 def source_server() -> Iterator[Callable[..., SourceServer]]:
     servers: list[EmulatorServer] = []
@@ -230,7 +245,7 @@ def source_server() -> Iterator[Callable[..., SourceServer]]:
             log=context.log,
         )
         app = create_app(lambda: {connector: runtime}, Metrics(), lambda: (True, {}))
-        server = EmulatorServer(app).start()
+        server = DaemonLikeServer(app).start()
         servers.append(server)
         holder.server = server
         return holder

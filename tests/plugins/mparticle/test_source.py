@@ -59,7 +59,7 @@ def sdk_batch(customer_id: str) -> mparticle.Batch:
 def test_official_sdk_upload_and_bulk_upload(source_server):
     server = source_server()
     api = sdk(server.url("v2"))
-    data, status, headers = api.upload_events_with_http_info(sdk_batch("c-1"))
+    _, status, _ = api.upload_events_with_http_info(sdk_batch("c-1"))
     assert status == 202
     _, status, _ = api.bulk_upload_events_with_http_info([sdk_batch("c-2"), sdk_batch("c-3")])
     assert status == 202
