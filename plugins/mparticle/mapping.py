@@ -12,7 +12,9 @@ builds the API calls.
   booleans or dates become those types (mParticle sends most attributes as strings),
   except for reserved attributes that must stay text (zip codes, phone numbers).
   ``None`` (a deleted attribute) is kept: it removes the tag.
-- ``track`` / ``screen``: the name is kept; properties are typed the same way. Nested
+- ``track`` / ``screen``: the name is kept (screen views stay ``screen`` records, or
+  become events named after the screen with ``screen_views = "track"``); properties are
+  typed the same way. Nested
   objects become JSON text, lists of objects (``products``) are dropped — their ids
   and names travel as ``product_ids`` / ``product_names``.
 - ``audience``: ``audience.id`` and ``audience.name`` are kept, ``audience.source`` is
@@ -110,6 +112,12 @@ class MparticleToPushwoosh(Mapping):
             max_length=40,
             description='Prefix for every tag name, e.g. "mp_" to keep mParticle tags apart.',
         )
+        screen_views: Literal["screen", "track"] = Field(
+            "screen",
+            description='Screen views: "screen" keeps them as screen records (the pushwoosh '
+            'destination posts its `screen_event`, "Screen Viewed", with the screen name as '
+            'attribute `name`); "track" makes each an event named after the screen.',
+        )
         detect_types: bool = Field(
             True,
             description="Turn text that looks like a number, boolean or date into that type "
@@ -129,14 +137,25 @@ class MparticleToPushwoosh(Mapping):
             reserved=self.options.reserved_names,
             prefix=self.options.tag_prefix,
             detect=self.options.detect_types,
+            screens=self.options.screen_views,
         )
 
 
 def to_pushwoosh(
-    record: Record, *, reserved: ReservedNames = "title", prefix: str = "", detect: bool = True
+    record: Record,
+    *,
+    reserved: ReservedNames = "title",
+    prefix: str = "",
+    detect: bool = True,
+    screens: Literal["screen", "track"] = "screen",
 ) -> Record:
     """The pure mapping; see the module docstring."""
     kind = record.get("type")
+    if kind == "screen" and screens == "track" and record.get("name") not in (None, ""):
+        name = str(record["name"])
+        record = {k: v for k, v in record.items() if k not in ("name", "category")}
+        record = {**record, "type": "track", "event": name}
+        kind = "track"
     if kind == "identify":
         return {**record, "traits": tags(record.get("traits"), reserved, prefix, detect)}
     if kind in ("track", "screen"):

@@ -117,6 +117,13 @@ class MparticleSource(PushSource):
                 )
             return name
 
+        @field_validator("api_key", "api_secret", "firehose_secret", "webhook_authorization")
+        @classmethod
+        def _not_blank(cls, value: Secret | None) -> Secret | None:
+            if value is not None and not value.get_secret_value().strip():
+                raise ValueError("is empty; remove the option to switch its endpoint off")
+            return value
+
         @model_validator(mode="after")
         def _credentials(self) -> MparticleSource.Options:
             if (self.api_key is None) != (self.api_secret is None):
@@ -225,9 +232,8 @@ class MparticleSource(PushSource):
                 "missing Authorization header: set it in the Webhook output's settings",
             )
         assert self.options.webhook_authorization is not None
-        if not secrets_match(
-            given.strip(), [self.options.webhook_authorization.get_secret_value()]
-        ):
+        expected = self.options.webhook_authorization.get_secret_value().strip()
+        if not secrets_match(given.strip(), [expected]):
             raise IngestError(403, "forbidden", "the Authorization header is not valid")
         cap = self.options.max_partner_body_bytes
         payload = await self._read_json(request, cap, const.MAX_DECOMPRESSED_BYTES)

@@ -120,6 +120,17 @@ def test_events_keep_their_names_and_typed_attributes():
     assert to_pushwoosh(screen, detect=False)["properties"] == {"tab": "2"}
 
 
+def test_screen_views_can_become_events_named_after_the_screen():
+    screen = {"type": "screen", "userId": "u", "name": "Home", "properties": {"tab": "2"}}
+    assert to_pushwoosh(screen, screens="track") == {
+        "type": "track",
+        "userId": "u",
+        "event": "Home",
+        "properties": {"tab": 2},
+    }
+    assert to_pushwoosh(screen)["type"] == "screen"
+
+
 def test_audiences_keep_id_and_name_with_mparticle_source():
     record = {
         "type": "audience",

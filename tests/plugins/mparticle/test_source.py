@@ -316,6 +316,7 @@ def test_webhook_bad_event_keeps_the_rest(source_server):
         ({}, "every push endpoint authenticates"),
         ({**OPTIONS, "user_id": "passport"}, "unknown mParticle identity 'passport'"),
         ({**OPTIONS, "other_events": "keep"}, "drop"),
+        ({**OPTIONS, "firehose_secret": "  "}, "is empty; remove the option"),
     ],
 )
 def test_options_are_validated(options, text):
