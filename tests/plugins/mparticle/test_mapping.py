@@ -10,7 +10,7 @@ from connectord.plugins.mparticle.mapping import (
     tag_name,
     to_pushwoosh,
 )
-from connectord.plugins.transform.mapping import FieldsMapping
+from connectord.plugins.transform.mapping import FieldsMapping, FilterMapping
 from connectord.testing import map_records
 
 
@@ -170,18 +170,29 @@ def test_options_are_validated():
 
 
 async def test_overriding_with_the_generic_fields_mapping():
-    """The docs' example: rename a tag and drop another after the default mapping."""
-    record = {"type": "identify", "userId": "u", "traits": {"$firstname": "Ann", "plan": "gold"}}
+    """The example of docs/integrations/mparticle-pushwoosh.md, section 4."""
+    record = {
+        "type": "identify",
+        "userId": "u",
+        "traits": {"$firstname": "Ann", "plan": "gold"},
+        "context": {"mparticle": {"identities": {"customer_id": "u", "email": "a@b.c"}}},
+    }
     (mapped,) = await map_records(MparticleToPushwoosh, {}, [record])
     (out,) = await map_records(
         FieldsMapping,
         {
             "when": "type == 'identify'",
-            "set": {"traits.Subscription": "traits.plan"},
+            "set": {
+                "traits.Subscription": "traits.plan",
+                "traits.Email": "context.mparticle.identities.email",
+            },
             "drop": ["traits.plan"],
         },
         mapped,
     )
-    assert out == [
-        {"type": "identify", "userId": "u", "traits": {"First Name": "Ann", "Subscription": "gold"}}
-    ]
+    assert out[0]["traits"] == {"First Name": "Ann", "Subscription": "gold", "Email": "a@b.c"}
+    track = {"type": "track", "userId": "u", "event": "Debug", "properties": {}}
+    dropped, kept = await map_records(
+        FilterMapping, {"when": "type != 'track' || event != 'Debug'"}, [track, record]
+    )
+    assert (dropped, kept) == ([], [record])
