@@ -22,7 +22,8 @@ from connectord import IngestError, Record, __version__
 from connectord.records import stable_message_id
 
 from . import const
-from .parse import (
+from .commerce import impression_part, product_action_part, promotion_part
+from .common import (
     SOURCE,
     Invalid,
     Parsed,
@@ -33,12 +34,9 @@ from .parse import (
     canonical_identity,
     drop_empty,
     epoch_ms_to_iso,
-    impression_part,
     kind_of,
     one_of,
     parse_mpid,
-    product_action_part,
-    promotion_part,
     put_if,
     resolve_user,
     scalar_fields,

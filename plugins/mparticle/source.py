@@ -35,8 +35,9 @@ from connectord.ingest import (
 )
 
 from . import const
+from .common import Parsed, Settings, iter_errors
 from .firehose import account_secret, handle_message
-from .parse import Parsed, Settings, iter_errors, parse_events_request, parse_webhook_request
+from .parse import parse_events_request, parse_webhook_request
 
 
 class PartiallyRejected(IngestError):
@@ -107,7 +108,7 @@ class MparticleSource(PushSource):
         @field_validator("user_id")
         @classmethod
         def _user_id(cls, value: str) -> str:
-            from .parse import canonical_identity
+            from .common import canonical_identity
 
             name = canonical_identity(value)
             if name != "mpid" and name not in const.USER_IDENTITIES:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from connectord import IngestError
+from connectord.plugins.mparticle.common import Settings
 from connectord.plugins.mparticle.firehose import account_secret, handle_message
-from connectord.plugins.mparticle.parse import Settings
 from connectord.records import problem, stable_message_id
 
 from .conftest import audience, firehose_events, membership_change, profile

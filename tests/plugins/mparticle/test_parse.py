@@ -7,11 +7,8 @@ import copy
 import pytest
 
 from connectord import IngestError
-from connectord.plugins.mparticle.parse import (
-    Settings,
-    parse_events_request,
-    parse_webhook_request,
-)
+from connectord.plugins.mparticle.common import Settings
+from connectord.plugins.mparticle.parse import parse_events_request, parse_webhook_request
 from connectord.records import problem, stable_message_id
 
 from .conftest import custom_event, events_batch

@@ -11,14 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectord import IngestError
+from connectord.plugins.mparticle.common import Parsed, Settings
 from connectord.plugins.mparticle.firehose import handle_message
 from connectord.plugins.mparticle.mapping import to_pushwoosh
-from connectord.plugins.mparticle.parse import (
-    Parsed,
-    Settings,
-    parse_events_request,
-    parse_webhook_request,
-)
+from connectord.plugins.mparticle.parse import parse_events_request, parse_webhook_request
 from connectord.records import problem
 
 from .conftest import (
