@@ -268,9 +268,8 @@ class MparticleSource(PushSource):
 
     def error_response(self, error: IngestError) -> web.StreamResponse:
         """mParticle's error body: ``{"errors": [{"code": "BAD_REQUEST", "message": …}]}``."""
-        code = const.ERROR_CODES.get(
-            error.status, "BAD_REQUEST" if error.status < 500 else ("SERVER_ERROR")
-        )
+        fallback = "BAD_REQUEST" if error.status < 500 else "SERVER_ERROR"
+        code = const.ERROR_CODES.get(error.status, fallback)
         messages = (
             list(iter_errors(error.errors))
             if isinstance(error, PartiallyRejected)
