@@ -48,8 +48,7 @@ class _Supervised:
     failures: int = 0
     error: str | None = None
     task: asyncio.Task[None] | None = None
-    next_attempt: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    first_attempt: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -108,6 +107,8 @@ class Daemon:
         self.scheduler.start()
         for connector in self.config.enabled():
             self._supervise(connector)
+        # Ready means serving: wait until every connector has had its first start.
+        await asyncio.gather(*(s.first_attempt.wait() for s in self.connectors.values()))
         with self._signals():
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")
@@ -220,6 +221,7 @@ class Daemon:
                 await self.store.write(Store.abandon_running, name)
                 await runtime.start()
             except Exception as err:
+                sup.first_attempt.set()
                 sup.failures += 1
                 sup.error = str(err) or repr(err)
                 delay = RESTART_DELAYS[min(sup.failures, len(RESTART_DELAYS)) - 1]
@@ -228,6 +230,7 @@ class Daemon:
                     await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
                 continue
             sup.runtime, sup.failures, sup.error = runtime, 0, None
+            sup.first_attempt.set()
             self._schedule(sup.config, runtime)
             return
 
