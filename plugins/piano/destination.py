@@ -174,7 +174,7 @@ class PianoCollectDestination(Destination):
             if outgoing.dropped_keys:
                 self.log.warning(
                     "piano.property.dropped",
-                    event=outgoing.event["name"],
+                    piano_event=outgoing.event["name"],
                     problems=[str(p) for p in outgoing.dropped_keys],
                 )
             self.note_event_name(outgoing.event["name"])
