@@ -157,6 +157,7 @@ class PianoCollectDestination(Destination):
         """Turn records into events grouped per request; reject what cannot be sent."""
         groups: dict[tuple[str, str | None, str | None], list[tuple[int, Outgoing]]] = {}
         withheld = 0
+        dropped: dict[str, int] = {}
         for index, record in enumerate(records):
             try:
                 outgoing = to_outgoing(
@@ -171,14 +172,12 @@ class PianoCollectDestination(Destination):
             if outgoing is None:
                 withheld += 1
                 continue
-            if outgoing.dropped_keys:
-                self.log.warning(
-                    "piano.property.dropped",
-                    piano_event=outgoing.event["name"],
-                    problems=[str(p) for p in outgoing.dropped_keys],
-                )
+            for problem in outgoing.dropped_keys:
+                dropped[str(problem)] = dropped.get(str(problem), 0) + 1
             self.note_event_name(outgoing.event["name"])
             groups.setdefault(outgoing.request_key, []).append((index, outgoing))
+        if dropped:
+            self.log.warning("piano.property.dropped", problems=dropped)
         if withheld:
             self.log.info(
                 "piano.privacy.withheld", count=withheld, default_mode=self.options.privacy_mode
