@@ -155,3 +155,41 @@ base_url = "{server.url}" }}
     time.sleep(0.5)
     assert len(piano.collected) == 1
     assert daemon.stop() == 0
+
+
+def test_membership_is_stored_only_after_the_destination_acknowledged(
+    connectord_daemon, emulator_server, piano
+):
+    from tests.emulators.sink import SinkEmulator
+
+    sink = SinkEmulator()
+    sink_url = emulator_server(sink).url
+    piano_url = emulator_server(piano).url
+    piano.set_segment("seg-a", ["alice", "bob"])
+    sink.fail_until(time.time() + 4, status=503)
+    daemon = connectord_daemon(
+        f"""
+[connectors.segments_to_hook]
+schedule = "every 1s"
+source = {{ type = "piano.segment", site_id = {SITE}, api_key = "{API_KEY}", \
+segments = ["seg-a"], base_url = "{piano_url}" }}
+destination = {{ type = "webhook", url = "{sink_url}/hook" }}
+delivery = {{ retry_initial = 0.2, retry_max = 0.5, pull_retry_budget = 1 }}
+"""
+    )
+    failed = daemon.wait_for(
+        lambda: [e for e in daemon.log_events() if e.get("event") == "run.failed"],
+        message="a run that fails while the destination is down",
+    )
+    assert "destination kept failing" in failed[0]["error"]
+    daemon.wait_for(lambda: len(sink.received) >= 2, message="delivery after the outage")
+    refused = sink.requests_to("/hook")[0].json()["records"]
+    assert sorted(r["messageId"] for r in refused) == sorted(sink.message_ids()), (
+        "records of the failed run are sent again with the same ids"
+    )
+    piano.set_segment("seg-a", ["bob"])
+    daemon.wait_for(lambda: len(sink.received) >= 3, message="the removal")
+    time.sleep(2.5)  # more runs: nothing new to send
+    changes = sorted((r["action"], r["userId"]) for r in sink.received)
+    assert changes == [("add", "alice"), ("add", "bob"), ("remove", "alice")]
+    assert daemon.stop() == 0
