@@ -483,8 +483,9 @@ def check_v2(operation: str, answer: Answer) -> Any:
 # --- tracking log files ---------------------------------------------------------------
 
 
-def iter_tracking_rows(path: Path) -> Iterator[dict[str, str]]:
-    """Rows of a tracking-log ZIP: every CSV member, ``;``-separated.
+def iter_tracking_rows(path: Path | IO[bytes]) -> Iterator[dict[str, str]]:
+    """Rows of a tracking-log ZIP (a path or a seekable file): every CSV member,
+    ``;``-separated.
 
     A first line naming the columns is used as the header (so extra columns such as
     ``campaign`` or ``platform`` are kept); without one the documented order applies.

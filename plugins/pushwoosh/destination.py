@@ -613,9 +613,7 @@ def _attributes(properties: Any) -> dict[str, Any]:
             out[key] = json_text(value)
         elif isinstance(value, list):
             out[key] = [
-                v
-                if isinstance(v, (str, int, float, bool))
-                else json_text(v)
+                v if isinstance(v, (str, int, float, bool)) else json_text(v)
                 for v in value
                 if v is not None
             ]

@@ -62,6 +62,10 @@ class ArgumentError(Exception):
     """Answered as ``status_code`` 210."""
 
 
+class InternalError(Exception):
+    """Answered as HTTP 500 with ``status_code`` 500."""
+
+
 def envelope(status_code: int = 200, message: str = "OK", response: Any = None) -> dict:
     return {"status_code": status_code, "status_message": message, "response": response}
 
@@ -101,6 +105,10 @@ class PushwooshEmulator(VendorEmulator):
         self.tracking: dict[str, list[dict[str, str]]] = {}
         self.messages: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}
+        self.held_days: set[str] = set()
+        """Days whose tracking-log result stays "not ready" (a slow export)."""
+        self.unavailable_days: set[str] = set()
+        """Days whose getTrackingLog answers an internal error (HTTP 500)."""
         super().__init__()
 
     # --- routes -----------------------------------------------------------------------
@@ -226,6 +234,8 @@ class PushwooshEmulator(VendorEmulator):
             response = handler(fields, request)
         except ArgumentError as err:
             return json_response(envelope(210, str(err)))
+        except InternalError as err:
+            return json_response(envelope(500, str(err)), status=500)
         return json_response(envelope(response=response))
 
     def _authorize(
@@ -393,9 +403,11 @@ class PushwooshEmulator(VendorEmulator):
         today = datetime.now(UTC).date()
         if day > today or day < today - timedelta(days=14):
             raise ArgumentError("The tracking log covers the last 14 days only")
+        if day.isoformat() in self.unavailable_days:
+            raise InternalError("Internal error, try again later")
         request_id = uuid.uuid4().hex
         rows = list(self.tracking.get(day.isoformat(), []))
-        self.scheduled[request_id] = {"polls": 0, "kind": "tracking", "rows": rows}
+        self.scheduled[request_id] = {"polls": 0, "day": day.isoformat(), "rows": rows}
         return {"request_id": request_id}
 
     def m_getResults(self, fields: dict[str, Any], request: web.Request) -> Any:
@@ -403,7 +415,7 @@ class PushwooshEmulator(VendorEmulator):
         job = self.scheduled.get(str(fields["request_id"]))
         if job is None:
             raise ArgumentError("Request not found")
-        if job["polls"] < self.pending_polls:
+        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
             job["polls"] += 1
             raise ArgumentError("Request is not ready yet, try again later")
         name = f"{fields['request_id']}.zip"
@@ -435,6 +447,10 @@ class PushwooshEmulator(VendorEmulator):
             kind = self.tag_types.get(name)
             if value is None:
                 writes[name] = None
+                continue
+            if isinstance(value, dict) and value.get("operation") in ("append", "remove"):
+                # the SDKs' list edits on setTags: {"operation": "append", "value": [...]}
+                self._apply_tags(bucket, {name: value.get("value")}, operator=value["operation"])
                 continue
             if kind is None:
                 if not create_missing:
@@ -500,7 +516,7 @@ class PushwooshEmulator(VendorEmulator):
         job = self.bulk_jobs.get(request_id)
         if job is None:
             return json_response({"message": "not found"}, status=404)
-        if job["polls"] < self.pending_polls:
+        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
             job["polls"] += 1
             state = "Pending" if job["polls"] == 1 else "Processing"
             return json_response({"request_id": request_id, "status": state, "progress": 0})
