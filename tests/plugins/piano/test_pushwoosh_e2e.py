@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from connectord.plugins.pushwoosh.mapping import visitor_id
 from tests.emulators.pushwoosh import PushwooshEmulator
 
-from .conftest import API_KEY, SITE
+from .conftest import API_KEY, DOMAIN, SITE
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +74,191 @@ destination = {pushwoosh_destination(pushwoosh.url)}
     assert pushwoosh.filter_names().count(segment) == 1
     assert PW_API_TOKEN not in daemon.logs() and API_KEY not in daemon.logs()
     assert daemon.stop() == 0
+
+
+def piano_destination(url: str) -> str:
+    return (
+        f'{{ type = "piano.collect", site_id = {SITE}, collection_domain = "{DOMAIN}", '
+        f'base_url = "{url}" }}'
+    )
+
+
+def test_relayed_post_event_reaches_piano_with_the_users_tags(
+    connectord_daemon, emulator_server, piano, pushwoosh
+):
+    piano_url = emulator_server(piano).url
+    daemon = connectord_daemon(
+        f"""
+[connectors.pushwoosh_events_to_piano]
+source = {{ type = "pushwoosh.relay", application = "{APPLICATION}", \
+device_token = "${{PUSHWOOSH_DEVICE_TOKEN}}", base_url = "{pushwoosh.url}" }}
+mapping = [{{ type = "pushwoosh.to_piano" }}]
+destination = {piano_destination(piano_url)}
+""",
+        env=ENV,
+    )
+    base = "/ingest/pushwoosh_events_to_piano/json/1.3"
+    sdk = {"Authorization": f"Token {PW_DEVICE_TOKEN}", "User-Agent": "Pushwoosh/6.7 (Android 14)"}
+
+    def call(method, **fields):
+        status, answer = daemon.post(
+            f"{base}/{method}", {"request": {"application": APPLICATION, **fields}}, headers=sdk
+        )
+        assert status == 200 and answer["status_code"] == 200, answer
+        return answer
+
+    call("registerDevice", hwid="hw-1", device_type=3, push_token="tok", userId="pw-user-1")
+    call(
+        "setTags",
+        hwid="hw-1",
+        userId="pw-user-1",
+        tags={"Country": "FR", "Piano Visitor ID": "piano-visitor-1", "Plan": "gold"},
+    )
+    answer = call(
+        "postEvent",
+        hwid="hw-1",
+        userId="pw-user-1",
+        event="PW_SiteOpened",
+        attributes={"campaign_id": "CAMP-7", "Button": "Buy"},
+        timestampUTC=1795428000,
+    )
+    assert answer["response"]["code"]
+    assert [e["event"] for e in pushwoosh.events_of("pw-user-1")] == ["PW_SiteOpened"]
+
+    daemon.wait_for(lambda: piano.collected, message="the event in Piano")
+    (event,) = piano.collected
+    assert (event.site, event.idclient, event.name) == (SITE, "piano-visitor-1", "pw_siteopened")
+    assert event.data["pushwooshid"] == "pw-user-1"
+    assert event.data["src_medium"] == "CAMP-7"
+    assert event.data["device_type"] == "Android"
+    assert event.data["country"] == "FR"
+    assert event.data["button"] == "Buy"
+    assert event.data["user_id"] == "pw-user-1"
+    assert event.data["device_timestamp_utc"] == 1795428000000
+    assert event.headers["User-Agent"] == "Pushwoosh/6.7 (Android 14)"
+    assert event.headers["X-Forwarded-For"] == "127.0.0.1"
+    assert PW_DEVICE_TOKEN not in daemon.logs()
+    assert daemon.stop() == 0
+
+
+def test_tracking_log_becomes_push_events_in_piano(
+    connectord_daemon, emulator_server, piano, pushwoosh
+):
+    piano_url = emulator_server(piano).url
+    yesterday = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(
+        days=1
+    )
+    for minutes, status in ((0, "created"), (1, "sent"), (2, "delivered"), (5, "opened")):
+        pushwoosh.add_tracking(
+            yesterday + timedelta(minutes=minutes), "TRK-1", "pw-user-2", "hw-2", status
+        )
+    daemon = connectord_daemon(
+        f"""
+[connectors.pushwoosh_push_events_to_piano]
+schedule = "every 1h"
+source = {{ type = "pushwoosh.tracking_log", application = "{APPLICATION}", \
+api_token = "${{PUSHWOOSH_API_TOKEN}}", base_url = "{pushwoosh.url}", initial_days = 1, \
+poll_interval = 0.05 }}
+mapping = [{{ type = "pushwoosh.to_piano" }}]
+destination = {piano_destination(piano_url)}
+""",
+        env=ENV,
+    )
+    daemon.wait_for(lambda: len(piano.collected) == 3, message="three push events in Piano")
+    assert [e.name for e in piano.collected] == ["push_sent", "push_delivered", "push_opened"]
+    assert {e.idclient for e in piano.collected} == {visitor_id("user", "pw-user-2")}
+    for event in piano.collected:
+        assert event.data["pushwooshid"] == "pw-user-2"
+        assert event.data["tracking_code"] == "TRK-1"
+        assert event.data["hwid"] == "hw-2"
+    opened = piano.collected[-1]
+    assert opened.data["device_timestamp_utc"] == int(
+        (yesterday + timedelta(minutes=5)).timestamp() * 1000
+    )
+    assert piano.collect_requests == 1, "one visitor, one request"
+    assert daemon.stop() == 0
+
+
+def test_push_stats_become_piano_events(connectord_daemon, emulator_server, piano, pushwoosh):
+    piano_url = emulator_server(piano).url
+    sent = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    pushwoosh.add_message(
+        "MSG-1",
+        sent,
+        {
+            1: {"sends": 100, "deliveries": 90, "opens": 9},
+            3: {"sends": 50, "deliveries": 45, "opens": 4},
+        },
+        campaign="CAMP-9",
+    )
+    daemon = connectord_daemon(
+        f"""
+[connectors.pushwoosh_stats_to_piano]
+schedule = "every 1h"
+source = {{ type = "pushwoosh.message_stats", application = "{APPLICATION}", \
+api_token = "${{PUSHWOOSH_API_TOKEN}}", base_url = "{pushwoosh.url}", initial_days = 1 }}
+mapping = [{{ type = "pushwoosh.to_piano" }}]
+destination = {piano_destination(piano_url)}
+""",
+        env=ENV,
+    )
+    daemon.wait_for(lambda: len(piano.collected) == 2, message="push stats in Piano")
+    by_platform = {e.data["device_type"]: e for e in piano.collected}
+    assert set(by_platform) == {"iOS", "Android"}
+    ios = by_platform["iOS"]
+    assert ios.name == "pw_push_stats"
+    assert (ios.data["sends"], ios.data["deliveries"], ios.data["opens"]) == (100, 90, 9)
+    assert ios.data["src_medium"] == "CAMP-9"
+    assert ios.data["message_code"] == "MSG-1"
+    assert daemon.stop() == 0
+
+
+def check_config(tmp_path, connectors: str, *args: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "connectors.toml"
+    path.write_text(f'[daemon]\nstate = "state.db"\n\n{connectors}\n', encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "connectord", "check", "-c", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "PATH": "/usr/bin:/bin", "CONNECTORD_LOAD_PLUGINS": ""},
+    )
+
+
+def segments_to_pushwoosh(application: str, piano_url: str, pushwoosh_url: str) -> str:
+    return f"""
+[connectors.piano_segments_to_pushwoosh]
+schedule = "every 1h"
+source = {{ type = "piano.segment", site_id = {SITE}, api_key = "${{PIANO_API_KEY}}", \
+segments = ["high-value"], base_url = "{piano_url}" }}
+destination = {{ type = "pushwoosh", application = "{application}", \
+api_token = "${{PUSHWOOSH_API_TOKEN}}", base_url = "{pushwoosh_url}" }}
+"""
+
+
+def test_check_explains_a_malformed_application_code(tmp_path):
+    done = check_config(
+        tmp_path, segments_to_pushwoosh("abcde12345", "http://127.0.0.1:9", "http://127.0.0.1:9")
+    )
+    assert done.returncode == 1
+    assert (
+        "connectors.piano_segments_to_pushwoosh.destination.application: 'abcde12345' is not "
+        "a Pushwoosh application code; expected XXXXX-XXXXX"
+    ) in done.stderr
+
+
+def test_online_check_explains_an_application_the_token_cannot_use(
+    tmp_path, emulator_server, piano, pushwoosh
+):
+    piano.set_segment("high-value", ["alice"])
+    piano_url = emulator_server(piano).url
+    done = check_config(
+        tmp_path, segments_to_pushwoosh("ZZZZZ-99999", piano_url, pushwoosh.url), "--online"
+    )
+    assert done.returncode == 1, done.stdout
+    assert "ok   piano_segments_to_pushwoosh: source piano.segment: api_key accepted" in done.stdout
+    assert (
+        "error: piano_segments_to_pushwoosh: destination pushwoosh: server token refused for "
+        "application ZZZZZ-99999"
+    ) in done.stderr
+    assert PW_API_TOKEN not in done.stdout + done.stderr
