@@ -125,3 +125,36 @@ def test_the_shipped_connectors_toml_still_checks():
         env={"PATH": "/usr/bin:/bin", "CONNECTORD_LOAD_PLUGINS": ""},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_integration_guide_snippets_are_valid(tmp_path):
+    import re
+
+    guide = (ROOT / "docs/integrations/pushwoosh-piano.md").read_text(encoding="utf-8")
+    blocks = [
+        b for b in re.findall(r"```toml\n(.*?)```", guide, re.S) if b.startswith("[connectors.")
+    ]
+    assert len(blocks) >= 6
+    path = tmp_path / "connectors.toml"
+    path.write_text('[daemon]\nstate = "state.db"\n\n' + "\n".join(blocks), encoding="utf-8")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CONNECTORD_LOAD_PLUGINS": "",
+        "PIANO_SITE_ID": "123456",
+        "PIANO_COLLECTION_DOMAIN": DOMAIN,
+        "PIANO_API_KEY": API_KEY,
+        "PIANO_SEGMENT_KEY": "seg-a",
+        "EVENTS_TO_PIANO_TOKEN": "t0ken",
+        "PUSHWOOSH_APPLICATION": "ABCDE-12345",
+        "PUSHWOOSH_API_TOKEN": "server-token",
+        "PUSHWOOSH_DEVICE_TOKEN": "device-token",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "connectord", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(blocks)} connectors, {len(blocks)} enabled" in done.stdout
