@@ -124,7 +124,7 @@ class PianoEmulator(VendorEmulator):
         app.router.add_route("POST", "/{path}", self.collect)
         app.router.add_route("GET", "/{path}", self.collect)
 
-    # --- test helpers ------------------------------------------------------------------
+    # --- set-up and inspection ----------------------------------------------------------
 
     def add_visitor(self, visitor_id: str, visits: int = 1, **properties: Any) -> None:
         self.visitors[visitor_id] = {"visitor_id": visitor_id, "m_visits": visits, **properties}
