@@ -259,7 +259,8 @@ class PushwooshDestination(Destination):
                 continue
             for name, tag_type in typed.new_types.items():
                 known[name] = new_types[name] = tag_type  # first record decides
-            entries.append(_TagEntry(index, str(_user_id(record)), "set", typed.wire))
+            if typed.wire:  # an identify without tags needs no call
+                entries.append(_TagEntry(index, str(_user_id(record)), "set", typed.wire))
         return entries, conflicts, new_types
 
     def _tags_from_traits(self, record: Record) -> dict[str, Any]:

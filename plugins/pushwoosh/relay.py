@@ -23,11 +23,20 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import AfterValidator, AnyHttpUrl, Field, model_validator
 
-from connectord import IngestError, Options, PushSource, Record, RetryableError, Route, Secret
+from connectord import (
+    AuthError,
+    IngestError,
+    Options,
+    PushSource,
+    Record,
+    RetryableError,
+    Route,
+    Secret,
+)
 from connectord.ingest import json_response, parse_json, read_body, secrets_match
 from connectord.records import iso, parse_time
 
-from .client import PushwooshClient, validate_application
+from .client import ArgumentError, PushwooshClient, validate_application
 from .const import (
     DEFAULT_BASE_URL,
     LEGACY_PATH,
@@ -100,13 +109,30 @@ class PushwooshRelay(PushSource):
             for token in (options.device_token, options.api_token)
             if token is not None
         ]
-        self.client = PushwooshClient(
+        self.client = PushwooshClient(  # forwards callers' own credentials; used by check
             context.http,
             application=options.application,
-            api_token=self.tokens[-1],
+            api_token=options.api_token.get_secret_value() if options.api_token else "",
+            device_token=(
+                options.device_token.get_secret_value() if options.device_token else None
+            ),
             base_url=str(options.base_url),
         )
         self._state_lock = asyncio.Lock()
+
+    async def check(self) -> str:
+        """The token callers must present works for this application."""
+        app = self.options.application
+        try:
+            if self.options.device_token is not None:
+                await self.client.get_tags(user_id="connectord-check")
+            else:
+                await self.client.list_filters()
+        except ArgumentError:
+            pass  # authenticated; Pushwoosh only disliked the probe
+        except AuthError as err:
+            raise AuthError(f"token refused for application {app}: {err}") from err
+        return f"token accepted for application {app}"
 
     def routes(self) -> list[Route]:
         return [

@@ -401,3 +401,14 @@ async def test_check_names_what_failed(pushwoosh, destination_options):
 def test_options_validate_the_application_code(destination_options):
     with pytest.raises(ValueError, match="XXXXX-XXXXX"):
         PushwooshDestination.Options(**destination_options(application="abc"))
+
+
+async def test_identify_without_tags_makes_no_call(pushwoosh, destination_options):
+    result = await deliver(
+        PushwooshDestination,
+        destination_options(),
+        [identify("u1"), identify("u2", gone=None), {"type": "identify", "userId": "u3"}],
+    )
+    assert result.rejected == {} and result.retry == set()
+    assert pushwoosh.requests_to("/json/1.3/setTags") == []
+    assert pushwoosh.requests_to("/api/v2/audience/") == []

@@ -365,3 +365,31 @@ destination = {{ type = "warehouse", url = "sqlite:///warehouse.db" }}
         (0,)
     ]  # identify records were dropped by the mapping
     assert daemon.stop() == 0
+
+
+def test_check_online_names_what_failed(tmp_path, emulator_server):
+    pushwoosh = PushwooshEmulator(application=APP, device_token=DEVICE)
+    url = emulator_server(pushwoosh).url
+    config = write_config(
+        tmp_path,
+        f"""
+[connectors.good]
+source = {{ type = "http.webhook", token = "t0ken-for-tests" }}
+destination = {{ type = "pushwoosh", application = "{APP}", \
+api_token = "server-token-for-tests", device_token = "{DEVICE}", base_url = "{url}" }}
+
+[connectors.bad]
+schedule = "manual"
+source = {{ type = "pushwoosh.tracking_log", application = "{APP}", api_token = "leaky-1", \
+base_url = "{url}" }}
+destination = {{ type = "pushwoosh", application = "{APP}", \
+api_token = "server-token-for-tests", device_token = "leaky-2", base_url = "{url}" }}
+""",
+    )
+    result = cli(config, "check", "--online")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "good: destination pushwoosh: server token accepted for application ABCDE-12345" in out
+    assert "bad: source pushwoosh.tracking_log" in out and "401" in out
+    assert "bad: destination pushwoosh: device token refused for application ABCDE-12345" in out
+    assert "leaky-" not in out  # no token in the output

@@ -316,3 +316,17 @@ def test_options_need_a_token_and_a_valid_application():
         PushwooshRelay.Options(application=APP)
     with pytest.raises(ValueError, match="XXXXX-XXXXX"):
         PushwooshRelay.Options(application="nope", device_token="t")
+
+
+async def test_check_verifies_the_callers_token(pushwoosh):
+    async with make_context("r") as context:
+        for token, expected in (("device-token-for-tests", None), ("nope", "token refused")):
+            options = PushwooshRelay.Options(
+                application=APP, device_token=token, base_url=pushwoosh.url
+            )
+            source = PushwooshRelay(options, context)
+            if expected is None:
+                assert await source.check() == "token accepted for application ABCDE-12345"
+            else:
+                with pytest.raises(Exception, match=expected):
+                    await source.check()
