@@ -188,7 +188,7 @@ def test_only_configured_endpoints_are_served(source_server):
     server = source_server({"firehose_secret": FIREHOSE_SECRET})
     status, _, body = server.post("v2/events", events_batch(), basic())
     assert status == 404
-    assert "/ingest/mp/firehose" in body["message"]
+    assert "/ingest/mp/firehose" in body["errors"][0]["message"]
 
 
 # --- Firehose -----------------------------------------------------------------------------

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import re
 import zipfile
-from types import SimpleNamespace
 
 import aiohttp
 import orjson
 import pytest
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 from yarl import URL
 
 from connectord import AuthError, PermanentError, RetryableError
@@ -29,21 +26,6 @@ EVENTS = "https://events.example-pushwoosh.test"
 APP = "ABCDE-12345"
 SERVER = "server-secret-token"
 DEVICE = "device-secret-token"
-
-
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp 3.14
-    requires; supply an inert one so the contracts run on either aiohttp."""
-
-    def __init__(self, method, url, **kwargs):
-        if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
-            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _aioresponses_compat(monkeypatch):
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
 
 
 @pytest.fixture
