@@ -48,9 +48,11 @@ def shop(emulator_server):
 
 
 async def call(method, url, **kwargs):
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, url, **kwargs) as response:
-            return response.status, response.headers, await response.read()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, **kwargs) as response,
+    ):
+        return response.status, response.headers, await response.read()
 
 
 async def test_requests_are_recorded_with_body_query_and_headers(shop):

@@ -48,9 +48,11 @@ async def test_the_url_serves_clients_outside_the_test_client():
     async with push_source(WebhookSource, {"token": "t0ken"}) as push:
 
         async def post_with_own_session() -> int:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(push.url, json=track(), headers=AUTH) as answer:
-                    return answer.status
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(push.url, json=track(), headers=AUTH) as answer,
+            ):
+                return answer.status
 
         assert await asyncio.wait_for(post_with_own_session(), 5) == 200
         assert len(push.records) == 1

@@ -40,7 +40,7 @@ async def test_message_may_be_computed_at_failure_time():
     seen = ["/a"]
     with pytest.raises(TimeoutError, match=r"saw \['/a', '/b'\]"):
         await wait_for(
-            lambda: seen.append("/b") and False or False,
+            lambda: seen.append("/b"),
             timeout=0.01,
             interval=0.02,
             message=lambda: f"saw {sorted(set(seen))}",
