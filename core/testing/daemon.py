@@ -43,6 +43,14 @@ def write_config(
     return path
 
 
+def _connectors_up(health: bytes) -> bool:
+    try:
+        connectors = orjson.loads(health).get("connectors", {})
+    except orjson.JSONDecodeError:
+        return False
+    return all(c.get("running") or c.get("start_error") for c in connectors.values())
+
+
 class DaemonProcess:
     """The real daemon in a subprocess, with its config file and log.
 
@@ -104,13 +112,16 @@ class DaemonProcess:
         return self
 
     def wait_ready(self) -> None:
+        """Wait for ``daemon.ready`` and for every connector to be running (or to have
+        failed to start): connectors start in the background after the daemon is ready,
+        and a push endpoint answers 404 until its connector runs."""
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                status, _ = self.get("/healthz")
-                if status == 200 and "daemon.ready" in self.logs():
+                status, body = self.get("/healthz")
+                if status == 200 and "daemon.ready" in self.logs() and _connectors_up(body):
                     return
             except OSError:
                 pass
