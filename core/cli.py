@@ -126,6 +126,40 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{d['provider']}]")
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to create connectord-NAME/.",
+)
+@click.option("--title", help='Vendor name for prose, e.g. "Acme CRM" (default: from NAME).')
+def new_plugin(name: str, directory: str, title: str | None) -> None:
+    """Create connectord-NAME/, an installable plugin package with a source, a mapping,
+    a destination, a vendor emulator and tests."""
+    from pathlib import Path
+
+    from .scaffold import PluginNames, ScaffoldError, create_plugin
+
+    try:
+        target = create_plugin(name, Path(directory), title=title)
+    except ScaffoldError as err:
+        raise click.ClickException(str(err)) from None
+    names = PluginNames.parse(name, title)
+    click.echo(f"created {target}")
+    click.echo(
+        f"types: {names.snake}.events (pull source), {names.snake}.rename_events "
+        f"(mapping), {names.snake} (destination)"
+    )
+    click.echo("next:")
+    click.echo(f"  cd {target}")
+    click.echo("  python -m venv .venv && .venv/bin/pip install -e '.[test]'")
+    click.echo("  .venv/bin/pytest")
+
+
 @cli.command()
 @click.argument("name")
 @click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
