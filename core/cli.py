@@ -123,7 +123,10 @@ def plugins(as_json: bool) -> None:
         width = max((len(d["type"]) for d in rows), default=0)
         for d in rows:
             mode = f" ({d['mode']})" if d["mode"] else ""
-            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{d['provider']}]")
+            provider = d["provider"]
+            if d.get("package") and d["package"] != "connectord":
+                provider += f": {d['package']} {d['version']}"
+            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{provider}]")
 
 
 @cli.command("new-plugin")
@@ -241,6 +244,37 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  schedule:     {entry['schedule']}")
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
+
+
+@cli.group()
+def docs() -> None:
+    """Generate reference documentation."""
+
+
+@docs.command("config")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
+)
+@click.option("--check", is_flag=True, help="Exit 1 if --output is not current; write nothing.")
+def docs_config(output: str | None, check: bool) -> None:
+    """The configuration reference (docs/configuration.md): [daemon], connector and
+    delivery settings and every built-in plugin's options."""
+    from pathlib import Path
+
+    from .docgen import REGENERATE, render_configuration, write_configuration
+
+    if output is None:
+        click.echo(render_configuration(), nl=False)
+        return
+    path = Path(output)
+    if check:
+        current = path.exists() and path.read_text(encoding="utf-8") == render_configuration()
+        if not current:
+            raise click.ClickException(f"{output} is out of date; run: {REGENERATE}")
+        click.echo(f"{output} is current")
+        return
+    changed = write_configuration(path)
+    click.echo(f"{output}: {'updated' if changed else 'already current'}")
 
 
 @cli.group()
