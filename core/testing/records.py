@@ -54,7 +54,7 @@ def metric(
 
 def _record(kind: str, user_id: str | None, **fields: Any) -> Record:
     record: Record = {"type": kind}
-    if user_id is not None and "anonymousId" not in fields:
+    if user_id is not None:
         record["userId"] = user_id
     record.update(fields)
     record.setdefault("timestamp", _TIMESTAMP)
