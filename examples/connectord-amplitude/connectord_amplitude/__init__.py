@@ -1,25 +1,18 @@
-"""connectord plugin for Amplitude.
+"""connectord plugin for Amplitude: the ``amplitude`` destination (HTTP V2 and Batch
+APIs) and the ``amplitude.export`` pull source (Export API).
 
-This module is the entry point named in pyproject.toml: connectord imports it and
-calls the hooks below once at start-up. Hooks only hand over classes; the work
-happens in the classes.
+This module is the ``connectord`` entry point named in pyproject.toml.
 """
 
 from connectord import hookimpl
 
 from .destination import AmplitudeDestination
-from .mapping import AmplitudeRenameEvents
-from .source import AmplitudeEventsSource
+from .source import AmplitudeExportSource
 
 
 @hookimpl
 def register_sources(register):
-    register(AmplitudeEventsSource)
-
-
-@hookimpl
-def register_mappings(register):
-    register(AmplitudeRenameEvents)
+    register(AmplitudeExportSource)
 
 
 @hookimpl

@@ -1,22 +1,28 @@
-"""Fixtures for the plugin's tests.
-
-connectord's own pytest plugin adds ``emulator_server`` (run an emulator on
-127.0.0.1), ``connectord_daemon`` (run the real daemon) and ``register_plugin``.
-"""
+"""Fixtures: the Amplitude emulator over real HTTP, options pointing at it, fast retries."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from connectord.backoff import Backoff
-from emulator import API_KEY, AmplitudeEmulator
+from emulator import API_KEY, SECRET_KEY, AmplitudeEmulator
 
-from connectord_amplitude.source import AmplitudeEventsSource
+from connectord_amplitude.source import AmplitudeExportSource
+
+NOW = datetime(2026, 1, 10, 12, 30, tzinfo=UTC)
+"""The source's clock in unit tests: hours up to 09:00 are exportable."""
 
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    """Retry in milliseconds, not seconds, so failure tests stay fast."""
-    monkeypatch.setattr(AmplitudeEventsSource, "retry_backoff", Backoff(0.01, 0.05))
+    monkeypatch.setattr(AmplitudeExportSource, "retry_backoff", Backoff(0.01, 0.05))
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch):
+    monkeypatch.setattr(AmplitudeExportSource, "now", staticmethod(lambda: NOW))
+    return NOW
 
 
 @pytest.fixture
@@ -26,11 +32,19 @@ def emulator() -> AmplitudeEmulator:
 
 @pytest.fixture
 def server(emulator, emulator_server):
-    """The emulator, served over real HTTP on 127.0.0.1."""
     return emulator_server(emulator)
 
 
 @pytest.fixture
-def options(server) -> dict[str, str]:
-    """Options pointing a source or destination at the emulator."""
+def destination_options(server) -> dict[str, str]:
     return {"api_key": API_KEY, "base_url": server.url}
+
+
+@pytest.fixture
+def export_options(server) -> dict[str, str]:
+    return {
+        "api_key": API_KEY,
+        "secret_key": SECRET_KEY,
+        "base_url": server.url,
+        "start": "20260110T00",
+    }

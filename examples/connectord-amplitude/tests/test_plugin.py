@@ -1,5 +1,4 @@
-"""The installed package is found through its entry point (like datasette plugins'
-``test_plugin_is_installed``)."""
+"""The installed package is found through its ``connectord`` entry point."""
 
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ def test_plugin_is_installed():
         check=True,
     )
     types = {t["type"]: t for t in orjson.loads(result.stdout) if t["provider"] == "amplitude"}
-    assert set(types) == {"amplitude.events", "amplitude.rename_events", "amplitude"}
+    assert set(types) == {"amplitude", "amplitude.export"}
     assert types["amplitude"]["package"] == "connectord-amplitude"
-    assert types["amplitude.events"]["mode"] == "pull"
-    api_key = next(o for o in types["amplitude"]["options"] if o["name"] == "api_key")
-    assert api_key["secret"] is True
+    assert types["amplitude.export"]["mode"] == "pull"
+    endpoint = next(o for o in types["amplitude"]["options"] if o["name"] == "endpoint")
+    assert endpoint["choices"] == ["httpapi", "batch"]

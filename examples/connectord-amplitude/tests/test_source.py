@@ -1,50 +1,89 @@
-"""The pull source against the emulator over real HTTP."""
+"""The Export API source against the emulator over real HTTP."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from connectord import AuthError, RetryableError
-from connectord.testing import assert_valid_records, run_source
+from connectord import AuthError, PermanentError, RetryableError
+from connectord.config import ConfigError
+from connectord.testing import assert_valid_records, run_source, validate_config
 
-from connectord_amplitude.source import AmplitudeEventsSource
+from connectord_amplitude.source import AmplitudeExportSource
 
 
-async def test_reads_every_page_and_checkpoints_the_last_id(emulator, options):
-    emulator.add_events(250)
-    run = await run_source(AmplitudeEventsSource, {**options, "page_size": 100})
-    assert len(run.records) == 250
-    assert run.checkpoints == [100, 200, 250]
+def at(hour: int) -> datetime:
+    return datetime(2026, 1, 10, hour, tzinfo=UTC)
+
+
+async def test_reads_hour_by_hour_up_to_the_available_hour(emulator, export_options, fixed_clock):
+    emulator.add_exportable(3, hour=at(2))
+    emulator.add_exportable(2, hour=at(9))
+    emulator.add_exportable(4, hour=at(10))  # not exportable yet at 12:30
+    run = await run_source(AmplitudeExportSource, export_options)
+    assert len(run.records) == 5
     assert_valid_records(run.records)
-    assert len(emulator.requests_to("/v1/events")) == 3
+    assert run.checkpoint == "20260110T10"
+    starts = [r.query["start"] for r in emulator.requests_to("/api/2/export")]
+    assert starts == [f"20260110T{h:02d}" for h in range(10)]
 
 
-async def test_resumes_after_the_checkpoint(emulator, options):
-    emulator.add_events(5)
-    first = await run_source(AmplitudeEventsSource, options)
-    emulator.add_events(2)
-    second = await run_source(AmplitudeEventsSource, options, checkpoint=first.checkpoint)
-    assert [r["properties"]["n"] for r in second.records] == [6, 7]
-    assert second.checkpoint == 7
+async def test_resumes_from_the_checkpoint(emulator, export_options, fixed_clock):
+    emulator.add_exportable(2, hour=at(8))
+    emulator.add_exportable(1, hour=at(9))
+    run = await run_source(AmplitudeExportSource, export_options, checkpoint="20260110T09")
+    assert len(run.records) == 1
+    assert run.checkpoint == "20260110T10"
+    again = await run_source(AmplitudeExportSource, export_options, checkpoint=run.checkpoint)
+    assert again.records == [] and again.batches == []
 
 
-async def test_nothing_new_leaves_the_checkpoint_alone(emulator, options):
-    run = await run_source(AmplitudeEventsSource, options, checkpoint=3)
-    assert run.records == [] and run.checkpoint is None
+async def test_wider_windows_and_small_batches(emulator, export_options, fixed_clock):
+    emulator.add_exportable(7, hour=at(1))
+    options = {**export_options, "hours_per_request": 6, "batch_size": 3}
+    run = await run_source(AmplitudeExportSource, options)
+    assert [len(b.records) for b in run.batches] == [3, 3, 1, 0, 0]
+    assert run.checkpoints == [None, None, None, "20260110T06", "20260110T10"]
+    windows = [(r.query["start"], r.query["end"]) for r in emulator.requests]
+    assert windows == [("20260110T00", "20260110T05"), ("20260110T06", "20260110T09")]
 
 
-async def test_a_transient_failure_is_retried(emulator, options):
-    emulator.add_events(3)
-    emulator.throttle_next(retry_after=0)
-    run = await run_source(AmplitudeEventsSource, options)
-    assert len(run.records) == 3
+async def test_event_type_filter(emulator, export_options, fixed_clock):
+    emulator.add_exportable(2, hour=at(3))
+    emulator.add_exportable(1, hour=at(3), event_type="$identify")
+    run = await run_source(AmplitudeExportSource, {**export_options, "event_types": ["$identify"]})
+    assert [r["type"] for r in run.records] == ["identify"]
 
 
-async def test_a_lasting_outage_fails_the_run(emulator, options):
+async def test_transient_errors_are_retried_and_lasting_ones_fail_the_run(
+    emulator, export_options, fixed_clock
+):
+    emulator.add_exportable(1, hour=at(0))
+    emulator.fail_next(status=504)
+    assert len((await run_source(AmplitudeExportSource, export_options)).records) == 1
     emulator.fail_next(5, status=503)
-    with pytest.raises(RetryableError, match="503"):
-        await run_source(AmplitudeEventsSource, options)
+    with pytest.raises(RetryableError):
+        await run_source(AmplitudeExportSource, export_options)
 
 
-async def test_a_wrong_key_is_an_auth_error(options):
+async def test_a_400_too_large_and_wrong_keys(emulator, export_options, fixed_clock):
+    emulator.fail_next(status=400, body=b"too large")
+    with pytest.raises(PermanentError, match="lower hours_per_request"):
+        await run_source(AmplitudeExportSource, export_options)
     with pytest.raises(AuthError):
-        await run_source(AmplitudeEventsSource, {**options, "api_key": "wrong"})
+        await run_source(AmplitudeExportSource, {**export_options, "secret_key": "wrong"})
+
+
+def test_start_must_be_an_hour():
+    with pytest.raises(ConfigError) as caught:
+        validate_config(
+            """
+[connectors.export]
+schedule = "every 1h"
+source = { type = "amplitude.export", api_key = "k", secret_key = "s", start = "2026-01-10" }
+destination = { type = "warehouse" }
+"""
+        )
+    (issue,) = caught.value.issues
+    assert issue.path[-1] == "start"
+    assert "YYYYMMDDTHH" in issue.message
