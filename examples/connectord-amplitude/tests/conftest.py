@@ -15,6 +15,12 @@ NOW = datetime(2026, 1, 10, 12, 30, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
+def only_this_plugin(monkeypatch):
+    """Load only this plugin, whatever else is installed (also in the daemons started)."""
+    monkeypatch.setenv("CONNECTORD_LOAD_PLUGINS", "amplitude")
+
+
+@pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
     monkeypatch.setattr(AmplitudeExportSource, "retry_backoff", Backoff(0.01, 0.05))
 

@@ -14,6 +14,12 @@ from connectord_myvendor.source import MyVendorEventsSource
 
 
 @pytest.fixture(autouse=True)
+def only_this_plugin(monkeypatch):
+    """Load only this plugin, whatever else is installed (also in the daemons started)."""
+    monkeypatch.setenv("CONNECTORD_LOAD_PLUGINS", "myvendor")
+
+
+@pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
     """Retry in milliseconds, not seconds, so failure tests stay fast."""
     monkeypatch.setattr(MyVendorEventsSource, "retry_backoff", Backoff(0.01, 0.05))

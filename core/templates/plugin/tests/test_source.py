@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from connectord import AuthError, RetryableError
-from connectord.testing import assert_valid_records, run_source
+from connectord.config import ConfigError
+from connectord.testing import assert_valid_records, run_source, validate_config
 
 from connectord_myvendor.source import MyVendorEventsSource
 
@@ -48,3 +49,19 @@ async def test_a_lasting_outage_fails_the_run(emulator, options):
 async def test_a_wrong_key_is_an_auth_error(options):
     with pytest.raises(AuthError):
         await run_source(MyVendorEventsSource, {**options, "api_key": "wrong"})
+
+
+def test_connectord_check_explains_a_bad_option():
+    with pytest.raises(ConfigError) as caught:
+        validate_config(
+            """
+[connectors.export]
+schedule = "every 15m"
+source = { type = "myvendor.events", api_key = "k", page_size = 5000 }
+destination = { type = "warehouse" }
+"""
+        )
+    (issue,) = caught.value.issues
+    assert issue.path[-1] == "page_size"
+    assert issue.message == "expected less than or equal to 1000"
+    assert issue.line == 4
