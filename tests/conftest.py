@@ -4,6 +4,7 @@ provides ``connectord_daemon`` and ``emulator_server``."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ class PluginVenv:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.python = root / "bin" / "python"
+        self.sources = REPO
 
     def create(self) -> PluginVenv:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.root)], check=True)
@@ -94,9 +96,23 @@ def repo() -> Path:
     return REPO
 
 
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "*.db*"
+)
+
+
 @pytest.fixture(scope="session")
 def plugin_venv(tmp_path_factory) -> PluginVenv:
-    """connectord and examples/connectord-amplitude, installed from their directories."""
-    venv = PluginVenv(tmp_path_factory.mktemp("plugin-venv") / "venv").create()
-    venv.pip_install(REPO, REPO / "examples" / "connectord-amplitude")
+    """connectord and examples/connectord-amplitude, installed from their directories.
+
+    Both are copied first: building a package writes ``build/`` and ``*.egg-info`` into
+    its directory, which must not happen in this checkout. ``plugin_venv.sources`` is
+    the copy (the example's tests run from there).
+    """
+    root = tmp_path_factory.mktemp("plugin-venv")
+    sources = root / "src"
+    shutil.copytree(REPO, sources / "connectord", ignore=_NOT_SOURCE)
+    venv = PluginVenv(root / "venv").create()
+    venv.sources = sources / "connectord"
+    venv.pip_install(venv.sources, venv.sources / "examples" / "connectord-amplitude")
     return venv

@@ -56,9 +56,9 @@ def test_plugins_json_lists_it_through_the_entry_point(plugin_venv):
     assert "amplitude" in plugins_json(plugin_venv, "amplitude")
 
 
-def test_the_example_passes_its_own_tests(plugin_venv, repo):
+def test_the_example_passes_its_own_tests(plugin_venv):
     result = plugin_venv.run(
-        "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=repo / EXAMPLE, timeout=240
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=plugin_venv.sources / EXAMPLE
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
