@@ -145,7 +145,7 @@ def new_plugin(name: str, directory: str, title: str | None) -> None:
     a destination, a vendor emulator and tests."""
     from pathlib import Path
 
-    from .scaffold import PluginNames, ScaffoldError, create_plugin
+    from .scaffold import PluginNames, ScaffoldError, connectord_source, create_plugin
 
     try:
         target = create_plugin(name, Path(directory), title=title)
@@ -159,7 +159,11 @@ def new_plugin(name: str, directory: str, title: str | None) -> None:
     )
     click.echo("next:")
     click.echo(f"  cd {target}")
-    click.echo("  python -m venv .venv && .venv/bin/pip install -e '.[test]'")
+    click.echo("  python -m venv .venv")
+    source = connectord_source()
+    if source:
+        click.echo(f"  .venv/bin/pip install -e {source}    # connectord itself, from its checkout")
+    click.echo("  .venv/bin/pip install -e '.[test]'")
     click.echo("  .venv/bin/pytest")
 
 

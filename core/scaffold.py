@@ -8,11 +8,13 @@ and file contents, so the result installs and passes its own tests straight away
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from importlib import resources
+from importlib import metadata, resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 TEMPLATE = "myvendor"
 _NAME = re.compile(r"^[a-z][a-z0-9]*([_-][a-z0-9]+)*$")
@@ -69,6 +71,24 @@ class PluginNames:
         ):
             text = text.replace(old, new)
         return text
+
+
+def connectord_source() -> str | None:
+    """The directory connectord was pip-installed from, if it was a local one.
+
+    A new plugin's venv needs connectord before ``pip install -e '.[test]'`` can
+    resolve its ``connectord`` dependency when connectord is not on the package index.
+    """
+    try:
+        raw = metadata.distribution("connectord").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not raw:
+        return None
+    url = str(json.loads(raw).get("url", ""))
+    if not url.startswith("file://"):
+        return None
+    return unquote(urlparse(url).path)
 
 
 def template_root() -> Traversable:
