@@ -3,6 +3,7 @@ hook tested, the public API and the testing helpers described, the examples vali
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import textwrap
@@ -101,7 +102,7 @@ def test_python_examples_are_valid_python():
     for block in map(textwrap.dedent, blocks):
         if block.rstrip().endswith(":"):  # a bare signature, as the hook sections show
             block += "    ...\n"
-        compile(block, "docs/plugins.md", "exec")
+        compile(block, "docs/plugins.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_links_point_to_existing_files():
