@@ -48,8 +48,7 @@ class _Supervised:
     failures: int = 0
     error: str | None = None
     task: asyncio.Task[None] | None = None
-    next_attempt: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    first_attempt: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -108,6 +107,8 @@ class Daemon:
         self.scheduler.start()
         for connector in self.config.enabled():
             self._supervise(connector)
+        # Ready means serving: wait until every connector has had its first start.
+        await asyncio.gather(*(s.first_attempt.wait() for s in self.connectors.values()))
         with self._signals():
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")
@@ -162,7 +163,7 @@ class Daemon:
     # --- HTTP ---------------------------------------------------------------------------
 
     async def _start_http(self) -> None:
-        app = create_app(self._live_runtimes, self.metrics, self._health)
+        app = create_app(self._live_runtimes, self.metrics, self._health, self._expected)
         self.runner = web.AppRunner(
             app,
             access_log=None,
@@ -174,6 +175,10 @@ class Daemon:
         host, port = parse_listen(self.config.daemon.listen)
         site = web.TCPSite(self.runner, host, port, reuse_address=True)
         await site.start()
+
+    def _expected(self, name: str) -> bool:
+        connector = self.config.connectors.get(name)
+        return bool(connector and connector.enabled and connector.is_push)
 
     def _live_runtimes(self) -> dict[str, ConnectorRuntime]:
         return {
@@ -220,6 +225,7 @@ class Daemon:
                 await self.store.write(Store.abandon_running, name)
                 await runtime.start()
             except Exception as err:
+                sup.first_attempt.set()
                 sup.failures += 1
                 sup.error = str(err) or repr(err)
                 delay = RESTART_DELAYS[min(sup.failures, len(RESTART_DELAYS)) - 1]
@@ -228,6 +234,7 @@ class Daemon:
                     await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
                 continue
             sup.runtime, sup.failures, sup.error = runtime, 0, None
+            sup.first_attempt.set()
             self._schedule(sup.config, runtime)
             return
 

@@ -29,8 +29,10 @@ def create_app(
     connectors: Callable[[], dict[str, ConnectorRuntime]],
     metrics: Metrics,
     health: Callable[[], tuple[bool, dict[str, Any]]],
+    expected: Callable[[str], bool] = lambda name: False,
 ) -> web.Application:
-    """The aiohttp application. ``connectors`` returns the live runtimes by name."""
+    """The aiohttp application. ``connectors`` returns the live runtimes by name;
+    ``expected`` tells whether a push connector of that name is configured and enabled."""
 
     async def healthz(request: web.Request) -> web.Response:
         ok, detail = health()
@@ -47,9 +49,24 @@ def create_app(
     async def ingest(request: web.Request) -> web.StreamResponse:
         name = request.match_info["connector"]
         runtime = connectors().get(name)
-        if runtime is None or not runtime.routes or not runtime.started:
+        if runtime is None or not runtime.started:
+            if expected(name):
+                # Configured but (re)starting: the sender should retry, not give up.
+                return json_response(
+                    {
+                        "error": "starting",
+                        "message": f"connector {name!r} is starting; retry shortly",
+                    },
+                    status=503,
+                    retry_after=5,
+                )
             return json_response(
                 {"error": "not_found", "message": f"no push connector named {name!r} is running"},
+                status=404,
+            )
+        if not runtime.routes:
+            return json_response(
+                {"error": "not_found", "message": f"connector {name!r} has no push source"},
                 status=404,
             )
         path = request.match_info["tail"].strip("/")
@@ -57,21 +74,20 @@ def create_app(
         if handler is None:
             methods = sorted(m for m, p in runtime.routes if p == path)
             if methods:
-                return json_response(
-                    {
-                        "error": "method_not_allowed",
-                        "message": f"use {' or '.join(methods)} for /ingest/{name}/{path}",
-                    },
-                    status=405,
+                return runtime.source.error_response(
+                    IngestError(
+                        405,
+                        "method_not_allowed",
+                        f"use {' or '.join(methods)} for /ingest/{name}/{path}",
+                    )
                 )
             paths = sorted({f"/ingest/{name}/{p}" for _, p in runtime.routes})
-            return json_response(
-                {
-                    "error": "not_found",
-                    "message": f"unknown path /ingest/{name}/{path}; "
-                    f"this connector serves {', '.join(paths)}",
-                },
-                status=404,
+            return runtime.source.error_response(
+                IngestError(
+                    404,
+                    "not_found",
+                    f"unknown path /ingest/{name}/{path}; this connector serves {', '.join(paths)}",
+                )
             )
         try:
             return await handler(request)
@@ -91,13 +107,12 @@ def create_app(
         except Exception as err:
             metrics.requests_rejected.labels(name, "internal_error").inc()
             runtime.log.exception("ingest.crashed", path=path, error=repr(err))
-            return json_response(
-                {
-                    "error": "internal_error",
-                    "message": "the daemon failed to handle this request; "
-                    "nothing was stored, retry later",
-                },
-                status=500,
+            return runtime.source.error_response(
+                IngestError(
+                    500,
+                    "internal_error",
+                    "the daemon failed to handle this request; nothing was stored, retry later",
+                )
             )
 
     app = web.Application(client_max_size=1024 * 1024)

@@ -1,0 +1,1 @@
+"""Emulators of vendor APIs, faithful to the contracts in the vendors' documentation."""
