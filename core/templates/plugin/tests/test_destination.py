@@ -6,6 +6,7 @@ import pytest
 from connectord import AuthError, PermanentError, RetryableError
 from connectord.testing import deliver, identify, track
 
+from connectord_myvendor.const import TRACK_PATH
 from connectord_myvendor.destination import MyVendorDestination
 
 
@@ -14,7 +15,7 @@ async def test_records_arrive_as_events_in_batches(emulator, options):
     result = await deliver(MyVendorDestination, options, records)
     assert result.rejected == {} and result.retry == set()
     assert len(emulator.tracked) == 600
-    assert len(emulator.requests_to("/v1/track")) == 2  # 500 + 100
+    assert len(emulator.requests_to(TRACK_PATH)) == 2  # 500 + 100
 
 
 async def test_records_that_cannot_be_sent_are_rejected_by_index(emulator, options):

@@ -7,6 +7,7 @@ from connectord import AuthError, RetryableError
 from connectord.config import ConfigError
 from connectord.testing import assert_valid_records, run_source, validate_config
 
+from connectord_myvendor.const import EVENTS_PATH
 from connectord_myvendor.source import MyVendorEventsSource
 
 
@@ -16,7 +17,7 @@ async def test_reads_every_page_and_checkpoints_the_last_id(emulator, options):
     assert len(run.records) == 250
     assert run.checkpoints == [100, 200, 250]
     assert_valid_records(run.records)
-    assert len(emulator.requests_to("/v1/events")) == 3
+    assert len(emulator.requests_to(EVENTS_PATH)) == 3
 
 
 async def test_resumes_after_the_checkpoint(emulator, options):
