@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -72,7 +73,7 @@ class EmulatorServer:
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the emulator's loop thread and return its result."""
         assert self.loop is not None
-        if asyncio.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
             return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(10)
         done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call_sync(fn), self.loop)
         return done.result(10)
