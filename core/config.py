@@ -327,6 +327,8 @@ class _Validator:
         self.issues: list[ConfigIssue] = []
         self.secrets: set[str] = set()
         self.notes: list[str] = []
+        self.unset: dict[str, set[str]] = {}
+        """Disabled connector → environment variables it uses that are not set."""
 
     def issue(self, path: Path_, message: str, **kw: Any) -> None:
         self.issues.append(ConfigIssue(path, message, line=locate(self.lines, path), **kw))
@@ -360,6 +362,11 @@ class _Validator:
                 connectors[name] = connector
         if self.issues:
             raise ConfigError(self.path, self.issues)
+        for name, variables in self.unset.items():
+            self.notes.append(
+                f"{name} (disabled): options checked for shape only until "
+                f"{', '.join(sorted(variables))} {'is' if len(variables) == 1 else 'are'} set"
+            )
         return Config(self.path, daemon, connectors, frozenset(self.secrets), self.notes)
 
     def daemon(self, table: Any) -> DaemonSettings:
@@ -568,10 +575,7 @@ class _Validator:
         options = self.read_secret_files(where, options, model)
         if unresolved and not strict:
             self.check_unknown_keys(where, options, model)
-            self.notes.append(
-                f"{dotted(where)}: not fully validated while the connector is disabled "
-                f"(unset: {', '.join(sorted(unresolved))})"
-            )
+            self.unset.setdefault(str(where[1]), set()).update(unresolved)
             return PluginSpec(plugin, model.model_construct(**options))
         try:
             validated = model.model_validate(options)

@@ -269,7 +269,7 @@ class PushwooshDestination(Destination):
         return {
             renames.get(name, name): value
             for name, value in traits.items()
-            if name not in excluded and value is not None
+            if name not in excluded  # a null is kept: it clears the tag
         }
 
     async def _load_catalog(self, *, refresh: bool = False) -> dict[str, TagType]:

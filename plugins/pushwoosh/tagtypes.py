@@ -2,7 +2,8 @@
 
 Pure functions, no I/O. The rules, in order (``parse_strings`` on):
 
-- ``null`` is skipped (traits are additive: it erases nothing);
+- ``null`` clears the tag's value for that user (Pushwoosh's ``setTags`` with ``null``);
+  a null for a tag that does not exist yet is skipped — there is nothing to clear;
 - ``true``/``false`` → Boolean; a JSON integer → Integer (beyond 64 bits: String);
 - a JSON decimal → Decimal; a list → List of strings; an object → String (its JSON);
 - a string: ``"true"``/``"false"`` → Boolean, a canonical integer (``"42"``, not ``"042"``)
@@ -184,6 +185,10 @@ def type_tags(
     out = TypedTags({}, {}, [])
     for name, value in tags.items():
         existing = known.get(name)
+        if value is None:
+            if existing is not None:
+                out.wire[name] = None  # an explicit null clears the user's value
+            continue
         try:
             typed = (
                 detect(value, parse_strings=parse_strings)

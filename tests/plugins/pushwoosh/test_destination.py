@@ -157,6 +157,16 @@ async def test_without_a_device_token_tags_go_through_the_server_token(
     assert pushwoosh.requests_to("/json/1.3/setTags") == []
 
 
+async def test_a_null_trait_clears_the_tag(pushwoosh, destination_options):
+    options = destination_options()
+    await deliver(PushwooshDestination, options, [identify("u1", plan="pro", age=3)])
+    assert pushwoosh.tags_of("u1") == {"plan": "pro", "age": 3}
+    result = await deliver(PushwooshDestination, options,
+                           [identify("u1", plan=None, never_seen=None)])
+    assert not result.rejected
+    assert pushwoosh.tags_of("u1") == {"age": 3}
+
+
 async def test_traits_can_be_renamed_and_excluded(pushwoosh, destination_options):
     options = destination_options(tag_names={"country": "Country"}, exclude_traits=["email"])
     await deliver(

@@ -77,9 +77,11 @@ def test_detects_type_and_wire_value(value, tag_type, wire):
     assert (typed.type, typed.wire) == (tag_type, wire)
 
 
-def test_null_is_skipped():
+def test_null_clears_a_known_tag_and_skips_an_unknown_one():
     assert detect(None) is None
     assert type_tags({"a": None}, {}).wire == {}
+    typed = type_tags({"a": None, "b": 1}, {"a": S})
+    assert typed.wire == {"a": None, "b": 1} and typed.new_types == {"b": INT}
 
 
 def test_strings_stay_strings_when_parsing_is_off():
