@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from sqlite_utils import Database
+from sqlite_utils import Database, suggest_column_types
+from sqlite_utils.db import quote_identifier
 
 from connectord import AuthError, PermanentError, RetryableError
 
@@ -95,7 +96,9 @@ def group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 class SQLiteBackend:
-    """A local SQLite file (WAL) through sqlite-utils; new columns are added as they come."""
+    """A local SQLite file (WAL). sqlite-utils creates tables and adds columns as they
+    come; rows go in with one prepared ``INSERT ... ON CONFLICT DO UPDATE`` per table
+    and column set (``executemany``), all in one transaction per batch."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -107,13 +110,62 @@ class SQLiteBackend:
         )
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
+        self.columns: dict[str, set[str]] = {}
 
     def write(self, rows: Rows) -> None:
-        with self.db.atomic():
-            for table, table_rows in rows.tables.items():
-                key = rows.keys[table]
-                for group in group_by_columns(merge_duplicates(table_rows, key)):
-                    self.db[table].upsert_all(group, pk=key, alter=True, batch_size=500)
+        try:
+            with self.db.atomic():
+                for table, table_rows in rows.tables.items():
+                    key = rows.keys[table]
+                    unique = merge_duplicates(table_rows, key)
+                    self._ensure(table, key, unique)
+                    for group in group_by_columns(unique):
+                        self._upsert(table, key, group)
+        except Exception:
+            self.columns.clear()  # DDL was rolled back with the transaction
+            raise
+
+    def _ensure(self, table: str, key: str, rows: list[dict[str, Any]]) -> None:
+        """Create the table or add the columns these rows bring (typed by their values;
+        SQLite keeps a value of another type as it is, so nothing is lost later)."""
+        known = self.columns.get(table)
+        if known is None:
+            handle = self.db[table]
+            known = self.columns[table] = (
+                {c.name for c in handle.columns} if handle.exists() else set()
+            )
+        missing: dict[str, None] = {}
+        for row in rows:
+            for column in row:
+                if column not in known and column not in missing:
+                    missing[column] = None
+        if not missing:
+            return
+        types = suggest_column_types(
+            [{c: row.get(c) for c in missing if row.get(c) is not None} for row in rows]
+        )
+        if not known:
+            self.db[table].create(
+                {c: types.get(c, str) for c in missing}, pk=key, if_not_exists=True
+            )
+        else:
+            for column in missing:
+                self.db[table].add_column(column, types.get(column, str))
+        known.update(missing)
+
+    def _upsert(self, table: str, key: str, group: list[dict[str, Any]]) -> None:
+        columns = list(group[0])
+        names = ", ".join(quote_identifier(c) for c in columns)
+        updates = ", ".join(
+            f"{quote_identifier(c)} = excluded.{quote_identifier(c)}" for c in columns if c != key
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        sql = (
+            f"INSERT INTO {quote_identifier(table)} ({names}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({quote_identifier(key)}) {action}"
+        )
+        self.db.conn.executemany(sql, [[row[c] for c in columns] for row in group])
 
     def probe(self) -> None:
         conn = self.db.conn

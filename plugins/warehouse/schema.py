@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,11 @@ _COMMON = (
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def sql_name(text: str) -> str:
-    """``"Order Completed"`` → ``order_completed``; ``"firstName"`` → ``first_name``."""
+    """``"Order Completed"`` → ``order_completed``; ``"firstName"`` → ``first_name``.
+
+    Cached: the same few hundred names come back for every row."""
     name = _CAMEL.sub("_", str(text).strip()).lower()
     name = _UNSAFE.sub("_", name).strip("_")
     name = re.sub(r"_+", "_", name) or "_"
@@ -69,12 +73,17 @@ def flatten(
     if not isinstance(value, dict):
         return out
     for key, item in value.items():
-        name = sql_name(f"{prefix}_{sql_name(key)}" if prefix else key)
+        name = _column_name(prefix, key)
         if isinstance(item, dict) and item and depth < MAX_DEPTH:
             flatten(item, name, depth + 1, out)
         else:
             out[name] = cell(item)
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _column_name(prefix: str, key: Any) -> str:
+    return sql_name(f"{prefix}_{sql_name(key)}" if prefix else key)
 
 
 def cell(value: Any) -> Any:
