@@ -140,6 +140,18 @@ def rows_for(
     return rows
 
 
+def record_row(
+    record: dict[str, Any], *, loaded_at: str, event_prefix: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """The one table and row that hold a record on its own (no ``tracks``/``users``
+    copies): a track's event table, ``identifies``, ``metric_<name>``, ... Used by
+    stores that write a file per stream instead of tables."""
+    rows = Rows()
+    add_record(rows, record, loaded_at, event_prefix, False)
+    table = next(iter(rows.tables))
+    return table, rows.tables[table][0]
+
+
 def add_record(
     rows: Rows, record: dict[str, Any], loaded_at: str, event_prefix: str, tracks_table: bool
 ) -> None:
