@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import ConnectordError
 from .registry import PluginType, Registry
@@ -105,9 +113,7 @@ class DaemonSettings(BaseModel):
         "connectord.db", description="SQLite state file, relative to the config file."
     )
     listen: str = Field(
-        "127.0.0.1:8787",
-        description="host:port for push sources, /healthz and /metrics.",
-        pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
+        "127.0.0.1:8787", description="host:port for push sources, /healthz and /metrics."
     )
     durability: Literal["process", "power"] = Field(
         "process",
@@ -127,6 +133,14 @@ class DaemonSettings(BaseModel):
         10 * 1024 * 1024, ge=1024, description="Largest request body any push endpoint reads."
     )
     timezone: str = Field("UTC", description="Time zone for cron schedules.")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError('expected host:port such as "127.0.0.1:8787"')
+        return value
 
 
 class DeliverySettings(BaseModel):
@@ -340,7 +354,7 @@ class _Validator:
         try:
             settings = DaemonSettings.model_validate(table)
         except ValidationError as err:
-            self.pydantic_issues(("daemon",), err, DaemonSettings)
+            self.pydantic_issues(("daemon",), err, DaemonSettings, noun="setting")
             return DaemonSettings()
         try:
             make_trigger("every 1m", settings.timezone)
@@ -375,51 +389,111 @@ class _Validator:
         table = dict(table)
         if isinstance(table.get("mapping"), dict):
             table["mapping"] = [table["mapping"]]
-        enabled = table.get("enabled", True)
         count = len(self.issues)
-        try:
-            shape = ConnectorTable.model_validate(table)
-        except ValidationError as err:
-            self.pydantic_issues(where, err, ConnectorTable)
+        shape = self.connector_shape(where, table)
+        strict = bool(shape.get("enabled", True))
+        source = self.plugin_table(where, "source", shape.get("source"), strict)
+        mappings = [
+            self.plugin_table((*where, "mapping"), i, m, strict, kind="mapping")
+            for i, m in enumerate(shape.get("mapping", []))
+        ]
+        destination = self.plugin_table(where, "destination", shape.get("destination"), strict)
+        source_type = self.source_type(shape.get("source"))
+        if source_type is not None:
+            self.check_schedule(where, source_type, shape.get("schedule"), daemon)
+        if len(self.issues) > count or source is None or destination is None:
             return None
-        strict = bool(enabled)
-        source = self.plugin_spec((*where, "source"), "source", shape.source, strict)
-        mappings = tuple(
-            self.plugin_spec((*where, "mapping", i), "mapping", m, strict)
-            for i, m in enumerate(shape.mapping)
-        )
-        destination = self.plugin_spec(
-            (*where, "destination"), "destination", shape.destination, strict
-        )
-        if source is not None:
-            self.check_schedule(where, source, shape.schedule, daemon)
-        if (
-            len(self.issues) > count
-            or source is None
-            or destination is None
-            or any(m is None for m in mappings)
-        ):
-            return None
+        settings = ConnectorTable.model_construct(**shape)
         fingerprint = hashlib.sha256(
             orjson.dumps(_plain(table), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
             + orjson.dumps(sorted(self.env.items()))
         ).hexdigest()[:16]
         return ConnectorConfig(
             name=name,
-            enabled=shape.enabled,
+            enabled=settings.enabled,
             source=source,
-            mappings=mappings,  # type: ignore[arg-type]
+            mappings=tuple(m for m in mappings if m is not None),
             destination=destination,
-            schedule=shape.schedule,
-            delivery=shape.delivery,
-            description=shape.description,
+            schedule=settings.schedule,
+            delivery=settings.delivery,
+            description=settings.description,
             fingerprint=fingerprint,
         )
 
+    def connector_shape(self, where: Path_, table: dict[str, Any]) -> dict[str, Any]:
+        """Check the connector-level keys one by one, so that a problem in one does not
+        hide problems in the others; return the values that passed."""
+        fields = ConnectorTable.model_fields
+        shape: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in fields:
+                self.issue(
+                    (*where, key),
+                    "unknown key",
+                    expected=f"one of {', '.join(fields)}",
+                    found=repr(key),
+                    hint=_did_you_mean(key, list(fields)),
+                )
+            elif key in ("source", "destination"):
+                shape[key] = value
+            elif key == "mapping":
+                if isinstance(value, list):
+                    shape[key] = value
+                else:
+                    self.issue(
+                        (*where, key),
+                        "must be a list of mapping tables",
+                        expected='[{ type = "..." }, ...]',
+                        found=describe_value(value),
+                    )
+            elif key == "delivery":
+                try:
+                    shape[key] = DeliverySettings.model_validate(value)
+                except ValidationError as err:
+                    self.pydantic_issues((*where, key), err, DeliverySettings, noun="setting")
+            else:
+                try:
+                    shape[key] = TypeAdapter(fields[key].annotation).validate_python(
+                        value, strict=True
+                    )
+                except ValidationError as err:
+                    self.pydantic_issues((*where, key), err, ConnectorTable, noun="key")
+        for key in ("source", "destination"):
+            if key not in table:
+                self.issue(
+                    (*where, key),
+                    f"every connector needs a {key}",
+                    expected=f'{key} = {{ type = "..." }}',
+                    found="nothing",
+                )
+        shape.setdefault("delivery", DeliverySettings())
+        return shape
+
+    def plugin_table(
+        self, where: Path_, key: str | int, table: Any, strict: bool, kind: str | None = None
+    ) -> PluginSpec | None:
+        kind = kind or str(key)
+        path = (*where, key)
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            self.issue(
+                path,
+                f"a {kind} must be a table",
+                expected='{ type = "...", ... }',
+                found=describe_value(table),
+            )
+            return None
+        return self.plugin_spec(path, kind, table, strict)
+
+    def source_type(self, table: Any) -> PluginType | None:
+        name = table.get("type") if isinstance(table, dict) else None
+        return self.registry.get("source", name) if isinstance(name, str) else None
+
     def check_schedule(
-        self, where: Path_, source: PluginSpec, schedule: str | None, daemon: DaemonSettings
+        self, where: Path_, source: PluginType, schedule: str | None, daemon: DaemonSettings
     ) -> None:
-        if source.plugin.mode == "push":
+        if source.mode == "push":
             if schedule is not None:
                 self.issue(
                     (*where, "schedule"),
@@ -432,7 +506,7 @@ class _Validator:
         if schedule is None:
             self.issue(
                 (*where, "schedule"),
-                f"pull source {source.type!r} needs a schedule",
+                f"pull source {source.name!r} needs a schedule",
                 expected='a cron expression ("0 2 * * *"), "every 15m" or "manual"',
                 found="nothing",
             )
@@ -580,19 +654,22 @@ class _Validator:
                     f"cannot read secret file {str(file)!r}: {err.strerror or err}",
                     hint="check the path and that the connectord user may read it",
                 )
+                out[target] = "(unreadable)"  # one error for one mistake: not also 'missing'
         return out
 
-    def pydantic_issues(self, where: Path_, err: ValidationError, model: type[BaseModel]) -> None:
+    def pydantic_issues(
+        self, where: Path_, err: ValidationError, model: type[BaseModel], noun: str = "option"
+    ) -> None:
         fields = list(model.model_fields)
         for error in err.errors(include_url=False):
             loc = tuple(error["loc"])
             path = (*where, *loc)
             kind = error["type"]
-            found = describe_value(error["input"]) if "input" in error else None
+            found = describe_value(error["input"]) if "input" in error and loc else None
             if kind == "extra_forbidden":
                 self.issue(
                     path,
-                    "unknown option" if loc else "unknown key",
+                    f"unknown {noun}",
                     expected=f"one of {', '.join(fields)}",
                     found=repr(loc[-1]),
                     hint=_did_you_mean(str(loc[-1]), fields),
@@ -600,7 +677,7 @@ class _Validator:
             elif kind == "missing":
                 info = model.model_fields.get(str(loc[0])) if len(loc) == 1 else None
                 desc = f" ({info.description})" if info and info.description else ""
-                self.issue(path, f"required option is missing{desc}", found="nothing")
+                self.issue(path, f"required {noun} is missing{desc}", found="nothing")
             else:
                 self.issue(path, _pydantic_message(error), found=_mask(path, found, model))
 

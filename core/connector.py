@@ -127,8 +127,7 @@ class ConnectorRuntime:
                     await plugin.close()
             await self._close_session()
             raise
-        self.depth = await self.store.read(Store.queue_depth, self.name)
-        self._gauge_depth()
+        await self._resync_depth()
         if drain:
             self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
         self.started = True
@@ -178,13 +177,7 @@ class ConnectorRuntime:
             if self.metrics is not None:
                 self.metrics.requests_rejected.labels(self.name, "queue_full").inc()
             raise QueueFull(self.name, limit)
-        now = record_model.now_iso()
-        bodies = []
-        for record in records:
-            record.setdefault("messageId", record_model.new_message_id())
-            record.setdefault("receivedAt", now)
-            record.setdefault("timestamp", record["receivedAt"])
-            bodies.append(orjson.dumps(record))
+        bodies = serialize(records, record_model.now_iso())
         try:
             await self.store.enqueue(self.name, bodies)
         except sqlite3.Error as err:
@@ -241,10 +234,13 @@ class ConnectorRuntime:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _resync_depth(self) -> None:
-        """Catch up with rows other processes added (``dlq replay``)."""
+        """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
         with contextlib.suppress(Exception):
             self.depth = await self.store.read(Store.queue_depth, self.name)
             self._gauge_depth()
+            if self.metrics is not None:
+                dead = await self.store.read(Store.dead_letter_count, self.name)
+                self.metrics.dead_letters.labels(self.name).set(dead)
 
     async def _deliver_rows(self, rows: list[QueueRow]) -> None:
         records = [orjson.loads(row.body) for row in rows]
@@ -296,6 +292,7 @@ class ConnectorRuntime:
         self.metrics.records_out.labels(self.name).inc(outcome.delivered)
         if outcome.dead:
             self.metrics.records_rejected.labels(self.name).inc(len(outcome.dead))
+            self.metrics.dead_letters.labels(self.name).inc(len(outcome.dead))
         if outcome.delivered:
             self.metrics.last_success.labels(self.name).set(time.time())
 
@@ -427,6 +424,27 @@ class ConnectorRuntime:
             if summary.status == "succeeded":
                 self.metrics.last_success.labels(self.name).set(time.time())
         return summary
+
+
+def serialize(records: list[Record], now: str) -> list[bytes]:
+    """Fill the implicit fields and encode records for the queue.
+
+    :raises IngestError: a record nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; nothing of the request is queued then.
+    """
+    bodies = []
+    for record in records:
+        if "messageId" not in record:
+            record["messageId"] = record_model.new_message_id()
+        if "receivedAt" not in record:
+            record["receivedAt"] = now
+        if "timestamp" not in record:
+            record["timestamp"] = record["receivedAt"]
+        try:
+            bodies.append(orjson.dumps(record))
+        except orjson.JSONEncodeError as err:
+            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+    return bodies
 
 
 def _describe(err: Exception) -> str:

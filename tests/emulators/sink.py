@@ -1,5 +1,6 @@
 """A generic HTTP sink for the `webhook` destination: records what arrives and can
-refuse records that carry ``properties.poison`` (400), or fail like a real endpoint."""
+refuse records that carry ``properties.poison`` (400), answer the status a record asks
+for in ``properties.respond``, or fail like a real endpoint."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ class SinkEmulator(VendorEmulator):
         records = (
             payload["records"] if isinstance(payload, dict) and "records" in payload else [payload]
         )
+        forced = [
+            r["properties"]["respond"]
+            for r in records
+            if isinstance((r.get("properties") or {}).get("respond"), int)
+        ]
+        if forced:
+            return json_response({"error": "as asked"}, status=forced[0])
         poisoned = [r for r in records if (r.get("properties") or {}).get("poison")]
         if poisoned:
             return json_response({"error": "invalid record", "count": len(poisoned)}, status=400)
