@@ -35,9 +35,6 @@ from .const import (
     VENDOR,
 )
 
-BUSY_RETRY_SECONDS = 10.0
-"""Wait after a 429 that carries no ``Retry-After``."""
-
 
 class QueryInProgress(ConnectordError):
     """CleverTap is still computing the query (``code: 2``); ask again later.
@@ -242,10 +239,7 @@ def interpret(status: int, headers: Any, text: str) -> dict[str, Any]:
     error = str(body.get("error") or "") if isinstance(body, dict) else ""
     if status == 429 or code == 429:
         retry_after = retry_after_seconds(headers.get("Retry-After")) if headers else None
-        raise RetryableError(
-            f"{VENDOR}: too many concurrent requests",
-            retry_after=retry_after or BUSY_RETRY_SECONDS,
-        )
+        raise RetryableError(f"{VENDOR}: too many concurrent requests", retry_after=retry_after)
     if code == IN_PROGRESS_CODE:
         raise QueryInProgress(f"{VENDOR}: query in progress")
     if status == 400 and "cursor" in error.lower():

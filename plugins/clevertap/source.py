@@ -357,7 +357,7 @@ class CursorExport(CleverTapSource):
                     "clevertap.cursor.expired",
                     stream=self.type,
                     day=day.isoformat(),
-                    event=name,
+                    event_name=name,
                     error=str(err),
                     action="reading the day again",
                 )

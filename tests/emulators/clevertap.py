@@ -292,6 +292,8 @@ class Cursor:
     created: float
     pending: int = 0
     users: list[int] = field(default_factory=list)
+    following: str | None = None
+    """The cursor of the next page, once handed out: asking twice gives the same one."""
 
 
 def _flag(request: web.Request, name: str, default: bool) -> bool:
@@ -318,6 +320,7 @@ class CleverTapEmulator(VendorEmulator):
         page_style: str = "next_cursor",
         trailing_empty_page: bool = False,
         cursor_ttl: float = 1800.0,
+        single_use_cursors: bool = False,
         count_polls: int = 1,
     ) -> None:
         self.data = dataset or Dataset()
@@ -329,6 +332,7 @@ class CleverTapEmulator(VendorEmulator):
         self.page_style = page_style
         self.trailing_empty_page = trailing_empty_page
         self.cursor_ttl = cursor_ttl
+        self.single_use_cursors = single_use_cursors
         self.count_polls = count_polls
         self.cursors: dict[str, Cursor] = {}
         self.count_requests: dict[str, dict[str, Any]] = {}
@@ -488,10 +492,13 @@ class CleverTapEmulator(VendorEmulator):
         more = end < total
         following = None
         if more or (self.trailing_empty_page and records):
-            following = self._issue(
-                Cursor(**{**cursor.__dict__, "offset": end, "pending": 0, "created": time.time()})
-            )
-        del self.cursors[token]  # single pass: a page's cursor is used once
+            following = cursor.following
+            if following is None or following not in self.cursors:
+                following = cursor.following = self._issue(
+                    Cursor(**{**cursor.__dict__, "offset": end, "pending": 0, "following": None})
+                )
+        if self.single_use_cursors:
+            del self.cursors[token]
         if self.page_style == "partial":
             answer: dict[str, Any] = {"status": "partial" if following else "success"}
             if following:
