@@ -48,7 +48,7 @@ def write_csv(
 ) -> None:
     """CSV with a header row; gzip-compressed unless told otherwise."""
     with os.fdopen(_open_new(path), "wb") as raw:
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) if compress else raw
         with contextlib.ExitStack() as stack:
             if compress:
                 stack.enter_context(stream)
@@ -67,7 +67,7 @@ def write_jsonl(
 ) -> None:
     """One JSON object per line, keys in the stream's column order."""
     lines = b"".join(orjson.dumps({c: row[c] for c in columns if c in row}) + b"\n" for row in rows)
-    data = gzip.compress(lines, mtime=0) if compress else lines
+    data = gzip.compress(lines, compresslevel=6, mtime=0) if compress else lines
     with os.fdopen(_open_new(path), "wb") as raw:
         raw.write(data)
         raw.flush()
