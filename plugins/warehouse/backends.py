@@ -415,7 +415,10 @@ class PostgresBackend:
 
 
 _AUTH_STATES = frozenset({"28000", "28P01", "42501"})
-_AUTH_WORDS = ("password authentication failed", "no pg_hba.conf entry", "permission denied")
+_AUTH_WORDS = re.compile(
+    r"password authentication failed|no pg_hba\.conf entry|permission denied|"
+    r'role "[^"]*" does not exist|password is required'
+)
 
 
 def postgres_error(psycopg: Any, err: Exception) -> Exception | None:
@@ -424,7 +427,7 @@ def postgres_error(psycopg: Any, err: Exception) -> Exception | None:
     (the framework then isolates the records at fault). Never echoes the URL."""
     state = getattr(err, "sqlstate", None) or ""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if state in _AUTH_STATES or any(word in str(err) for word in _AUTH_WORDS):
+    if state in _AUTH_STATES or _AUTH_WORDS.search(str(err)):
         return AuthError(f"PostgreSQL refused the credentials: {text}")
     if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError) or state.startswith(
         ("08", "40", "53", "57")
