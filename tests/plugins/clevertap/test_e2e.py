@@ -122,6 +122,16 @@ def test_100k_events_and_profiles_into_sqlite(tmp_path, emulator_server):
     )
     assert everyone == data.total("Charged")
 
+    # The joins documented in docs/integrations/clevertap-bi.md run as written.
+    doc = (Path(__file__).resolve().parents[3] / "docs/integrations/clevertap-bi.md").read_text()
+    joins = doc.split("### Joining events with profiles")[1].split("```sql")[1].split("```")[0]
+    revenue_sql, everyone_sql = [q.strip() for q in joins.split(";") if q.strip()]
+    revenue = query(bi, revenue_sql)
+    assert {plan for plan, _, _ in revenue} == {"free", "pro", "team"}
+    assert sum(orders for _, orders, _ in revenue) == joined
+    launches = query(bi, everyone_sql)
+    assert {platform for platform, _ in launches} == {"Android", "iOS", "Web"}
+
     # A second run finds nothing new and the checkpoint holds the last complete day.
     assert checkpoint(tmp_path / "state.db", "clevertap_daily")["done"] == "2024-01-05"
     result = sync(config, "clevertap_daily")
