@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from connectord.testing import VendorEmulator
@@ -335,6 +336,7 @@ class CleverTapEmulator(VendorEmulator):
         self.single_use_cursors = single_use_cursors
         self.count_polls = count_polls
         self.cursors: dict[str, Cursor] = {}
+        self.rendered: dict[tuple[Any, ...], tuple[bytes, int]] = {}
         self.count_requests: dict[str, dict[str, Any]] = {}
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -483,6 +485,9 @@ class CleverTapEmulator(VendorEmulator):
         if cursor.pending > 0:
             cursor.pending -= 1
             return json_response({"status": "fail", "code": 2, "error": "Query in progress"})
+        rendered = self.rendered.get(self._render_key(cursor)) if self.rendered else None
+        if rendered is not None:
+            return self._rendered_page(token, cursor, *rendered)
         if cursor.kind == "events":
             records, total = self._event_slice(cursor), sum(s.count for s in cursor.segments)
         else:
@@ -512,6 +517,60 @@ class CleverTapEmulator(VendorEmulator):
         if following:
             answer["next_cursor"] = following
         return json_response(answer)
+
+    # --- pre-rendered pages (benchmarks: serve bytes, not Python work) -------------------
+
+    @staticmethod
+    def _render_key(cursor: Cursor) -> tuple[Any, ...] | None:
+        if cursor.kind != "events" or len(cursor.segments) != 1:
+            return None
+        segment = cursor.segments[0]
+        flags = tuple(sorted(cursor.flags.items()))
+        return (segment.day, segment.event, cursor.offset, cursor.batch, flags, cursor.with_name)
+
+    def prerender(self, batch: int, **flags: bool) -> int:
+        """Render every page of every one-day, one-event query with these flags now,
+        so that serving them costs the emulator almost nothing; the records served."""
+        flags = {"app": False, "events": True, "profile": True, **flags}
+        count = 0
+        for day in self.data.day_list():
+            for event in EVENT_NAMES:
+                total = self.data.count(day, event)
+                for offset in range(0, total, min(batch, MAX_BATCH)):
+                    cursor = Cursor(
+                        self.account_id,
+                        "events",
+                        [Segment(day, event, total)],
+                        offset,
+                        min(batch, MAX_BATCH),
+                        flags,
+                        False,
+                        time.time(),
+                    )
+                    records = self._event_slice(cursor)
+                    self.rendered[self._render_key(cursor)] = (orjson.dumps(records), len(records))
+                    count += len(records)
+        return count
+
+    def _rendered_page(
+        self, token: str, cursor: Cursor, records: bytes, count: int
+    ) -> web.Response:
+        self.records_served += count
+        end = cursor.offset + count
+        following = None
+        if end < cursor.segments[0].count:
+            following = cursor.following
+            if following is None or following not in self.cursors:
+                following = cursor.following = self._issue(
+                    Cursor(**{**cursor.__dict__, "offset": end, "pending": 0, "following": None})
+                )
+        if self.single_use_cursors:
+            del self.cursors[token]
+        tail = b',"next_cursor":"' + following.encode() + b'"}' if following else b"}"
+        return web.Response(
+            body=b'{"status":"success","records":' + records + tail,
+            content_type="application/json",
+        )
 
     def _event_slice(self, cursor: Cursor) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
@@ -623,8 +682,18 @@ if __name__ == "__main__":  # serve the emulator by hand: python -m tests.emulat
     parser.add_argument("--events-per-day", type=int, default=22_000)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--users", type=int, default=2_000)
+    parser.add_argument(
+        "--prerender",
+        type=int,
+        metavar="BATCH",
+        help="render every page of the one-day, one-event queries (app=true, events=false, "
+        "profile=false) of this batch size at start-up",
+    )
     args = parser.parse_args()
     emulator = CleverTapEmulator(
         Dataset(events_per_day=args.events_per_day, days=args.days, users=args.users)
     )
-    web.run_app(emulator.app, host="127.0.0.1", port=args.port, access_log=None)
+    if args.prerender:
+        rendered = emulator.prerender(args.prerender, app=True, events=False, profile=False)
+        print(f"prerendered {rendered} events", flush=True)
+    web.run_app(emulator.app, host="127.0.0.1", port=args.port, access_log=None, print=print)
