@@ -124,8 +124,8 @@ class CleverTapClient:
                     data=data,
                     headers=self._headers(json_body=body is not None),
                 ) as response:
-                    text = await response.text(errors="replace")
-                    return interpret(response.status, response.headers, text)
+                    raw = await response.read()
+                    return interpret(response.status, response.headers, raw)
 
         def on_retry(attempt: int, err: Exception, delay: float) -> None:
             self.log.warning(
@@ -229,10 +229,10 @@ class CleverTapClient:
         return result if isinstance(result, dict) else None
 
 
-def interpret(status: int, headers: Any, text: str) -> dict[str, Any]:
+def interpret(status: int, headers: Any, raw: bytes | str) -> dict[str, Any]:
     """Turn one CleverTap answer into its body, or the delivery error it stands for."""
     try:
-        body = orjson.loads(text) if text else {}
+        body = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
         body = None
     code = body.get("code") if isinstance(body, dict) else None
@@ -244,7 +244,9 @@ def interpret(status: int, headers: Any, text: str) -> dict[str, Any]:
         raise QueryInProgress(f"{VENDOR}: query in progress")
     if status == 400 and "cursor" in error.lower():
         raise CursorExpired(f"{VENDOR}: {error}")
-    raise_for_status(status, headers, text, vendor=VENDOR)
+    if status >= 400:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        raise_for_status(status, headers, text, vendor=VENDOR)
     if not isinstance(body, dict):
         raise RetryableError(f"{VENDOR} answered HTTP {status} without a JSON object")
     if body.get("status") == "fail":

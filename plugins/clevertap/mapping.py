@@ -56,6 +56,14 @@ def ts_to_iso(value: Any, tz: tzinfo = UTC) -> str | None:
     if number < 10**13 or number >= 10**14:
         return None
     day, clock = divmod(number, 1_000_000)
+    if tz is UTC:  # the common case: check the date, then format it directly
+        try:
+            datetime(day // 10_000, day // 100 % 100, day % 100, clock // 10_000,
+                     clock // 100 % 100, clock % 100)  # fmt: skip
+        except ValueError:
+            return None
+        t = str(number)
+        return f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[8:10]}:{t[10:12]}:{t[12:14]}.000Z"
     try:
         moment = datetime(
             day // 10_000,
@@ -84,7 +92,11 @@ def clevertap_value(value: Any) -> Any:
 def clevertap_values(values: Any) -> dict[str, Any]:
     if not isinstance(values, dict):
         return {}
-    return {key: clevertap_value(value) for key, value in values.items()}
+    out = dict(values)
+    for key, value in values.items():
+        if value.__class__ is str and value.startswith(DATE_PREFIX):
+            out[key] = clevertap_value(value)
+    return out
 
 
 def day_start_iso(day: date, tz: tzinfo = UTC) -> str:
@@ -104,16 +116,17 @@ def profile_context(profile: dict[str, Any]) -> dict[str, Any]:
     """Segment-style ``os``/``app``/``device`` from the profile's app fields, and
     CleverTap's other identities under ``clevertap``."""
     context: dict[str, Any] = {}
-    if profile.get("platform") is not None or profile.get("os_version") is not None:
-        context["os"] = _compact(
-            {"name": profile.get("platform"), "version": profile.get("os_version")}
-        )
-    if profile.get("app_version") is not None:
-        context["app"] = {"version": profile.get("app_version")}
-    device = _compact({"manufacturer": profile.get("make"), "model": profile.get("model")})
-    if device:
-        context["device"] = device
-    identities = profile.get("all_identities")
+    get = profile.get
+    platform, os_version = get("platform"), get("os_version")
+    if platform is not None or os_version is not None:
+        context["os"] = _compact({"name": platform, "version": os_version})
+    app_version = get("app_version")
+    if app_version is not None:
+        context["app"] = {"version": app_version}
+    make, model = get("make"), get("model")
+    if make is not None or model is not None:
+        context["device"] = _compact({"manufacturer": make, "model": model})
+    identities = get("all_identities")
     if identities:
         context["clevertap"] = {"all_identities": identities}
     return context

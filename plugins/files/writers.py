@@ -48,7 +48,9 @@ def write_csv(
 ) -> None:
     """CSV with a header row; gzip-compressed unless told otherwise."""
     with os.fdopen(_open_new(path), "wb") as raw:
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) if compress else raw
+        stream: Any = (
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) if compress else raw
+        )
         with contextlib.ExitStack() as stack:
             if compress:
                 stack.enter_context(stream)

@@ -74,11 +74,18 @@ def flatten(
         return out
     for key, item in value.items():
         name = _column_name(prefix, key)
-        if isinstance(item, dict) and item and depth < MAX_DEPTH:
+        kind = item.__class__
+        if kind in _PLAIN:
+            out[name] = item
+        elif kind is dict and item and depth < MAX_DEPTH:
             flatten(item, name, depth + 1, out)
         else:
             out[name] = cell(item)
     return out
+
+
+_PLAIN = frozenset({str, float, bool, type(None)})
+"""Types a column holds as they are (ints need a range check: see `cell`)."""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -95,8 +102,14 @@ def cell(value: Any) -> Any:
     return orjson.dumps(value, default=str).decode()
 
 
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
 def timestamp_text(value: Any) -> Any:
     """Times as ISO 8601 UTC text, so that both SQLite and PostgreSQL sort them right."""
+    if value.__class__ is str and _CANONICAL_TIME.fullmatch(value):
+        # The records' own format (``iso``): same result as the general path, faster.
+        return value[:19] + "Z" if value[20:23] == "000" else value[:23] + "000Z"
     moment = parse_time(value) if value is not None else None
     return moment.isoformat().replace("+00:00", "Z") if moment else value
 
