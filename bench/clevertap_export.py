@@ -23,8 +23,10 @@ What it measures:
 3. dlt: its REST API source (``rest_api_source``, a cursor paginator for CleverTap's
    ``next_cursor``) and its ``sqlalchemy`` destination on a SQLite file — the same kind
    of store — in a child process. ``write_disposition = "append"`` (dlt's default; no
-   de-duplication, i.e. less work than connectord's upserts). dlt's default
-   normalisation also writes lists (``items``, ``all_identities``) as child tables.
+   de-duplication, i.e. less work than connectord's upserts), one load worker (SQLite
+   allows one writer; dlt's default of parallel load jobs fails with "database is
+   locked"). dlt's default normalisation also writes lists (``items``,
+   ``all_identities``) as child tables.
 4. For each: wall time from process start to exit, rows/s = events / wall time, peak
    RSS = the process's ``ru_maxrss`` from ``wait4`` (= its VmHWM), cross-checked with
    VmHWM polled from ``/proc`` (including any child processes). Both stores are checked
@@ -211,7 +213,14 @@ def run_dlt(url: str, days: list[str], work: Path, nesting: int | None) -> dict:
     command = [sys.executable, __file__, "--dlt-worker", url, str(work), ",".join(days)]
     if nesting is not None:
         command += ["--dlt-nesting", str(nesting)]
-    env = {**os.environ, "DLT_DATA_DIR": str(work / "dlt-data"), "RUNTIME__LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DLT_DATA_DIR": str(work / "dlt-data"),
+        "RUNTIME__LOG_LEVEL": "WARNING",
+        # SQLite takes one writer at a time: dlt's parallel load jobs fail with "database
+        # is locked" (seen with the default of 20 workers), so load with one.
+        "LOAD__WORKERS": "1",
+    }
     result = measure(command, cwd=work, env=env)
     match = re.search(r"^ROWS (\{.*\})$", result["output_tail"], re.MULTILINE)
     result["rows"] = json.loads(match.group(1)) if match else {}
@@ -346,7 +355,7 @@ def main() -> None:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(30)
-    if len(results) == 2:
+    if len(results) == 2 and all(r["events"] == expected for r in results.values()):
         ours, theirs = results["connectord"], results["dlt"]
         speed = (ours["events"] / ours["seconds"]) / (theirs["events"] / theirs["seconds"])
         memory = ours["peak_rss_mib"] / theirs["peak_rss_mib"]

@@ -118,13 +118,19 @@ def profile_context(profile: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, Any] = {}
     get = profile.get
     platform, os_version = get("platform"), get("os_version")
-    if platform is not None or os_version is not None:
-        context["os"] = _compact({"name": platform, "version": os_version})
+    if platform is not None:
+        context["os"] = (
+            {"name": platform} if os_version is None else {"name": platform, "version": os_version}
+        )
+    elif os_version is not None:
+        context["os"] = {"version": os_version}
     app_version = get("app_version")
     if app_version is not None:
         context["app"] = {"version": app_version}
     make, model = get("make"), get("model")
-    if make is not None or model is not None:
+    if make is not None and model is not None:
+        context["device"] = {"manufacturer": make, "model": model}
+    elif make is not None or model is not None:
         context["device"] = _compact({"manufacturer": make, "model": model})
     identities = get("all_identities")
     if identities:
