@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 
 from . import records as record_model
@@ -260,6 +261,11 @@ class Pipeline:
                     result = await self.destination.send([item.record for item in pending])
                 except RetryableError as err:
                     self._failed(err, len(pending))
+                    continue
+                except (aiohttp.ClientError, TimeoutError, OSError) as err:
+                    # The network, not the records: a refused connection, a reset, a
+                    # timeout. Retry like a 5xx; never dead-letter over it.
+                    self._failed(RetryableError(f"network error: {err!r}"), len(pending))
                     continue
                 except PermanentError:
                     self.throttle.succeeded()
