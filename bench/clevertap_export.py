@@ -3,9 +3,9 @@
 Not part of ``make test``. Run it on an otherwise idle machine (it uses both cores
 for a few minutes):
 
-    python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -e . -r bench/requirements.txt
-    .venv-bench/bin/python bench/clevertap_export.py            # 5 days x 200,000 events
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install -e . -r bench/requirements.txt
+    bench/.venv/bin/python bench/clevertap_export.py            # 5 days x 200,000 events
 
 Options: ``--events-per-day N --days D`` (default 200000 x 5), ``--only connectord|dlt``,
 ``--dlt-nesting N`` (dlt's ``max_table_nesting``; default: dlt's own default),
