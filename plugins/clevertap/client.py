@@ -160,7 +160,7 @@ class CleverTapClient:
         answer = await self.call("POST", path, query=flags, body=query)
         cursor = answer.get("cursor") or answer.get("next_cursor")
         if not cursor:
-            raise PermanentError(f"{VENDOR} answered no cursor for {path}: {_brief(answer)}")
+            raise PermanentError(f"{VENDOR} answered no cursor for {path}: {_excerpt(answer)}")
         return str(cursor)
 
     async def page(self, path: str, cursor: str) -> Page:
@@ -194,7 +194,7 @@ class CleverTapClient:
         answer = await self.poll(EVENT_COUNT_PATH, answer)
         count = answer.get("count")
         if not isinstance(count, int | float):
-            raise PermanentError(f"{VENDOR} count answer without a count: {_brief(answer)}")
+            raise PermanentError(f"{VENDOR} count answer without a count: {_excerpt(answer)}")
         return int(count)
 
     async def poll(self, path: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def interpret(status: int, headers: Any, raw: bytes | str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RetryableError(f"{VENDOR} answered HTTP {status} without a JSON object")
     if body.get("status") == "fail":
-        raise PermanentError(f"{VENDOR}: {error or _brief(body)}")
+        raise PermanentError(f"{VENDOR}: {error or _excerpt(body)}")
     return body
 
 
@@ -258,6 +258,6 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _brief(body: Any, limit: int = 200) -> str:
+def _excerpt(body: Any, limit: int = 200) -> str:
     text = orjson.dumps(body).decode() if not isinstance(body, str) else body
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.emulators.clevertap import CleverTapEmulator, Dataset
-from tests.plugins.clevertap.helpers import postgres_database
+from tests.plugins.clevertap.common import postgres_database
 
 
 class _MockedResponse(ClientResponse):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.emulators.clevertap import CleverTapEmulator, Dataset
 from tests.emulators.sink import SinkEmulator
-from tests.plugins.clevertap.helpers import sync
+from tests.plugins.clevertap.common import sync
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from connectord.plugins.clevertap.source import (
 from connectord.records import problem
 from connectord.testing import run_source
 from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
-from tests.plugins.clevertap.helpers import source_options
+from tests.plugins.clevertap.common import source_options
 
 
 def by_event(records):

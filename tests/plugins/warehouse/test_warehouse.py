@@ -12,7 +12,7 @@ from connectord import AuthError, RetryableError
 from connectord.plugins.warehouse.backends import TEXT, column_types, value_type, widen
 from connectord.plugins.warehouse.destination import WarehouseDestination
 from connectord.testing import deliver, make_context
-from tests.plugins.clevertap.helpers import postgres_database
+from tests.plugins.clevertap.common import postgres_database
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers shared by the CleverTap tests: options for the emulator, a throw-away
+"""Shared by the CleverTap tests: options for the emulator, a throw-away
 PostgreSQL database, and ``connectord sync`` as a real process."""
 
 from __future__ import annotations
