@@ -592,7 +592,7 @@ class _Validator:
     def check_unknown_keys(
         self, where: Path_, options: dict[str, Any], model: type[BaseModel]
     ) -> None:
-        fields = list(model.model_fields)
+        fields = [field.alias or name for name, field in model.model_fields.items()]
         for key in options:
             if key not in fields:
                 self.issue(

@@ -1,4 +1,4 @@
-"""``warehouse``: upsert records into SQL tables (SQLite now; see `backends`)."""
+"""``warehouse``: upsert records into SQL tables in SQLite or PostgreSQL (see `backends`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
 
-from connectord import Destination, Options, Record, RetryableError
+from connectord import ConnectordError, Destination, Options, Record, RetryableError, Secret
 from connectord.records import now_iso
 
-from .backends import Backend, open_backend, validate_url
+from .backends import Backend, open_backend, open_error, validate_url
 from .schema import rows_for
 
 
@@ -25,7 +25,17 @@ class WarehouseDestination(Destination):
     class Options(Options):
         url: Annotated[str, AfterValidator(validate_url)] = Field(
             "sqlite:///warehouse.db",
-            description="`sqlite:///relative/to/config.db`, `sqlite:////absolute/path.db`.",
+            description="`sqlite:///relative/to/config.db`, `sqlite:////absolute/path.db`, or "
+            "`postgresql://user@host:5432/database` (needs the `postgres` extra).",
+        )
+        db_schema: str = Field(
+            "public",
+            alias="schema",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+            description="PostgreSQL only: the schema for the tables (created if missing).",
+        )
+        password: Secret | None = Field(
+            None, description="PostgreSQL password, kept out of `url` (or `password_file`)."
         )
         event_table_prefix: str = Field("", description='Prefix for per-event tables, e.g. "ct_".')
         tracks_table: bool = Field(
@@ -40,8 +50,25 @@ class WarehouseDestination(Destination):
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    def _open(self) -> Backend:
+        password = self.options.password
+        return open_backend(
+            self.options.url,
+            self.context.base_dir,
+            schema=self.options.db_schema,
+            password=password.get_secret_value() if password is not None else None,
+        )
+
+    async def _open_or_raise(self) -> Backend:
+        try:
+            return await self._run(self._open)
+        except ConnectordError:
+            raise
+        except Exception as err:
+            raise open_error(err) from err
+
     async def start(self) -> None:
-        self._backend = await self._run(open_backend, self.options.url, self.context.base_dir)
+        self._backend = await self._open_or_raise()
 
     async def close(self) -> None:
         if self._backend is not None:
@@ -49,9 +76,14 @@ class WarehouseDestination(Destination):
         self._pool.shutdown(wait=True)
 
     async def check(self) -> str:
-        backend = await self._run(open_backend, self.options.url, self.context.base_dir)
-        await self._run(backend.close)
-        return f"can write to {backend.describe()}"
+        backend = await self._open_or_raise()
+        try:
+            await self._run(backend.probe)
+        except Exception as err:
+            raise (backend.delivery_error(err) or err) from err
+        finally:
+            await self._run(backend.close)
+        return f"can connect to and write into {backend.describe()}"
 
     async def send(self, records: Sequence[Record]) -> None:
         rows = rows_for(
@@ -60,9 +92,15 @@ class WarehouseDestination(Destination):
             event_prefix=self.options.event_table_prefix,
             tracks_table=self.options.tracks_table,
         )
-        assert self._backend is not None, "start() was not called"
+        if self._backend is None:  # start() failed earlier (store down): try again now
+            self._backend = await self._open_or_raise()
         try:
             await self._run(self._backend.write, rows)
-        except self._backend.transient_errors as err:
-            raise RetryableError(f"warehouse write failed: {err}") from err
+        except Exception as err:
+            error = self._backend.delivery_error(err)
+            if error is None:
+                raise
+            if isinstance(error, RetryableError):
+                self.log.warning("warehouse.write.retry", error=str(error))
+            raise error from err
         return None

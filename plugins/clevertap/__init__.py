@@ -1,0 +1,13 @@
+"""CleverTap: export events, profiles, event counts and campaign reports."""
+
+from connectord import hookimpl
+
+from .source import CampaignsSource, CountsSource, EventsSource, ProfilesSource
+
+
+@hookimpl
+def register_sources(register):
+    register(EventsSource)
+    register(ProfilesSource)
+    register(CountsSource)
+    register(CampaignsSource)

@@ -1,0 +1,545 @@
+"""CleverTap pull sources: events and profiles (cursor exports), counts, campaigns.
+
+The cursor exports read day by day, from ``start`` (or the day after the last complete
+one) to yesterday in the account's time zone. Each page is one `Batch`; its checkpoint
+is ``{"done": last complete day, "day": day being read, "event": name, "cursor":
+next page}``, so an interrupted run continues with the next page of the same day. A
+cursor CleverTap no longer knows (they expire) restarts that day's query: the records
+read again carry the same ``messageId`` and upsert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+
+from connectord import Batch, Options, PullSource, Record, Secret
+from connectord.backoff import Backoff
+
+from . import mapping
+from .client import CleverTapClient, CursorExpired
+from .const import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_REGION,
+    EVENTS_PATH,
+    MAX_BATCH_SIZE,
+    PROFILE_BATCH_MULTIPLE,
+    PROFILES_PATH,
+    REGIONS,
+    region_url,
+)
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)+$")
+ALL_EVENTS = "*"
+MAX_CURSOR_RESTARTS = 3
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+def _account_id(value: str) -> str:
+    if not ACCOUNT_ID.match(value):
+        raise ValueError(
+            "a CleverTap account id looks like W9R-486-4W5Z "
+            "(dashboard: Settings > Project); found " + repr(value)
+        )
+    return value
+
+
+def _region(value: str) -> str:
+    if value not in REGIONS:
+        raise ValueError(f"unknown region {value!r}; expected one of {', '.join(REGIONS)}")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name like Asia/Kolkata"
+        ) from err
+    return value
+
+
+def _day(value: Any) -> Any:
+    """Accept ``20240101``, ``"20240101"`` and ``"2024-01-01"``."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        text = str(value)
+        if len(text) != 8:
+            raise ValueError(f"a date is YYYYMMDD or YYYY-MM-DD, found {value!r}")
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+
+
+class CleverTapOptions(Options):
+    account_id: Annotated[str, AfterValidator(_account_id)] = Field(
+        description="CleverTap project (account) id, sent as X-CleverTap-Account-Id."
+    )
+    passcode: Secret = Field(description="Project passcode, sent as X-CleverTap-Passcode.")
+    region: Annotated[str, AfterValidator(_region)] = Field(
+        DEFAULT_REGION,
+        description=f"Data centre of the account: {', '.join(REGIONS)} "
+        "(https://<region>.api.clevertap.com).",
+    )
+    base_url: str | None = Field(
+        None,
+        description="API host overriding `region`, e.g. a proxy or an emulator "
+        "(`https://in1.api.clevertap.com`).",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+        "UTC",
+        description="The account's time zone (dashboard settings): CleverTap's `ts` and "
+        "day boundaries are in it. Timestamps are converted to UTC.",
+    )
+    max_concurrency: int = Field(
+        DEFAULT_CONCURRENCY,
+        ge=1,
+        le=15,
+        description="Concurrent calls per account (CleverTap answers 429 beyond its limit).",
+    )
+    poll_interval: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="Seconds between polls of a query CleverTap is still computing.",
+    )
+    retry_initial: float = Field(
+        2.0, gt=0, description="First delay in seconds when CleverTap answers 429 or 5xx."
+    )
+
+
+class DailyOptions(CleverTapOptions):
+    start: Day | None = Field(
+        None,
+        description="First day to export (YYYYMMDD or YYYY-MM-DD). Default: yesterday.",
+    )
+    end: Day | None = Field(
+        None,
+        description="Last day to export (inclusive). Default: yesterday, the last complete day.",
+    )
+    lookback_days: int = Field(
+        0,
+        ge=0,
+        le=90,
+        description="Read the last N complete days again on each run (late data); "
+        "re-read records upsert.",
+    )
+
+
+# --- shared behaviour --------------------------------------------------------------------
+
+
+class CleverTapSource(PullSource):
+    """What every CleverTap source shares: the client and the account's calendar."""
+
+    Options = CleverTapOptions
+
+    def __init__(self, options: Any, context: Any) -> None:
+        super().__init__(options, context)
+        self.tz: tzinfo = ZoneInfo(options.timezone) if options.timezone != "UTC" else UTC
+        self.client = CleverTapClient(
+            context.http,
+            options.base_url or region_url(options.region),
+            options.account_id,
+            options.passcode.get_secret_value(),
+            concurrency=options.max_concurrency,
+            backoff=Backoff(options.retry_initial, 120.0),
+            poll_interval=options.poll_interval,
+            log=self.log,
+        )
+
+    def today(self) -> date:
+        return datetime.now(self.tz).date()
+
+    def last_day(self) -> date:
+        """The last complete day to read: ``end``, but never today or later."""
+        yesterday = self.today() - timedelta(days=1)
+        end = getattr(self.options, "end", None)
+        return min(end, yesterday) if end else yesterday
+
+    def first_day(self, done: date | None) -> date:
+        """The day after the last complete one (minus the look-back), else ``start``."""
+        start = getattr(self.options, "start", None) or self.last_day()
+        if done is None:
+            return start
+        lookback = getattr(self.options, "lookback_days", 0)
+        return max(start, done + timedelta(days=1 - lookback))
+
+    async def check(self) -> str:
+        day = int(self.last_day().strftime("%Y%m%d"))
+        await self.client.open_cursor(
+            EVENTS_PATH, {"event_name": "App Launched", "from": day, "to": day}, batch_size=1
+        )
+        return f"CleverTap account {self.options.account_id} accepted the passcode"
+
+
+def _iso_day(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def yyyymmdd(day: date) -> int:
+    return int(day.strftime("%Y%m%d"))
+
+
+async def prefetch(batches: AsyncIterator[Batch], depth: int) -> AsyncIterator[Batch]:
+    """Read ahead up to ``depth`` batches in a task, so the next page downloads while
+    the destination writes the current one. Errors surface in order."""
+    if depth <= 0:
+        async for batch in batches:
+            yield batch
+        return
+    queue: asyncio.Queue[tuple[Batch | None, BaseException | None]] = asyncio.Queue(depth)
+
+    async def produce() -> None:
+        try:
+            async for batch in batches:
+                await queue.put((batch, None))
+            await queue.put((None, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:
+            await queue.put((None, err))
+
+    task = asyncio.create_task(produce(), name="clevertap-prefetch")
+    try:
+        while True:
+            batch, error = await queue.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        with contextlib.suppress(Exception):
+            await batches.aclose()  # type: ignore[attr-defined]
+
+
+# --- cursor exports ----------------------------------------------------------------------
+
+
+@dataclass
+class Position:
+    """Where a cursor export stands: see the module docstring."""
+
+    done: date | None = None
+    day: date | None = None
+    event: str | None = None
+    cursor: str | None = None
+
+    @classmethod
+    def load(cls, checkpoint: Any) -> Position:
+        if not isinstance(checkpoint, dict):
+            return cls()
+        return cls(
+            done=_iso_day(checkpoint.get("done")),
+            day=_iso_day(checkpoint.get("day")),
+            event=checkpoint.get("event"),
+            cursor=checkpoint.get("cursor"),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "done": self.done.isoformat() if self.done else None,
+            "day": self.day.isoformat() if self.day else None,
+            "event": self.event,
+            "cursor": self.cursor,
+        }
+
+
+class CursorExport(CleverTapSource):
+    """Day-by-day cursor export; subclasses name the API path and map records."""
+
+    path: ClassVar[str]
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def open_query(self, name: str, day: date) -> dict[str, Any]:
+        query: dict[str, Any] = {"from": yyyymmdd(day), "to": yyyymmdd(day)}
+        if name != ALL_EVENTS:
+            query["event_name"] = name
+        return query
+
+    def flags(self) -> dict[str, bool]:
+        return {}
+
+    def to_record(self, raw: dict[str, Any], name: str, day: date) -> Record:
+        raise NotImplementedError
+
+    def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
+        return prefetch(self._read(Position.load(checkpoint)), self.options.prefetch)
+
+    async def _read(self, position: Position) -> AsyncIterator[Batch]:
+        names = self.names()
+        last = self.last_day()
+        first = self.first_day(position.done)
+        resume = position if position.day and position.day >= first else Position()
+        if resume.day and resume.event not in names:
+            resume = Position()  # the configured events changed: read that day afresh
+        if resume.day:
+            first = resume.day
+        done = position.done
+        self.log.info(
+            "clevertap.export.plan",
+            stream=self.type,
+            first=first.isoformat(),
+            last=last.isoformat(),
+            events=names,
+            resume_cursor=bool(resume.cursor),
+        )
+        for day in days_between(first, last) if first <= last else []:
+            start = names.index(resume.event) if resume.day == day and resume.event else 0
+            delivered_day = False
+            for index in range(start, len(names)):
+                name = names[index]
+                cursor = resume.cursor if resume.day == day and index == start else None
+                async for records, following in self._pages(name, day, cursor):
+                    if following:
+                        at = Position(done, day, name, following)
+                    elif index + 1 < len(names):
+                        at = Position(done, day, names[index + 1], None)
+                    else:
+                        at = Position(day, day + timedelta(days=1), names[0], None)
+                        delivered_day = True
+                    yield Batch(records, at.dump())
+            done = day
+            if not delivered_day:  # nothing on this day's last page: still mark it done
+                yield Batch([], Position(day, day + timedelta(days=1), names[0], None).dump())
+
+    async def _pages(
+        self, name: str, day: date, cursor: str | None
+    ) -> AsyncIterator[tuple[list[Record], str | None]]:
+        """Every page of one day's query, as mapped records and the next cursor.
+
+        The last page of the query is always yielded (possibly empty), so the caller
+        can move the checkpoint past it."""
+        restarts = 0
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self.client.open_cursor(
+                        self.path,
+                        self.open_query(name, day),
+                        batch_size=self.options.batch_size,
+                        **self.flags(),
+                    )
+                while cursor is not None:
+                    page = await self.client.page(self.path, cursor)
+                    records = [self.to_record(raw, name, day) for raw in page.records]
+                    cursor = page.next_cursor
+                    yield records, cursor
+                return
+            except CursorExpired as err:
+                restarts += 1
+                if restarts > MAX_CURSOR_RESTARTS:
+                    raise
+                self.log.warning(
+                    "clevertap.cursor.expired",
+                    stream=self.type,
+                    day=day.isoformat(),
+                    event_name=name,
+                    error=str(err),
+                    action="reading the day again",
+                )
+                cursor = None
+
+
+class EventsSource(CursorExport):
+    """Events of the configured names (or all), day by day, through the Get Events
+    cursor export, as ``track`` records."""
+
+    type = "clevertap.events"
+    path = EVENTS_PATH
+
+    class Options(DailyOptions):
+        events: list[str] = Field(
+            default_factory=list,
+            description='Event names to export, e.g. ["Charged", "App Launched"]. '
+            "Empty: all events in one query per day (each record must then name its event).",
+        )
+        batch_size: int = Field(
+            MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Records per page (max 5000)."
+        )
+        app_fields: bool = Field(
+            True, description="Ask for the app fields (OS and app version, device make/model)."
+        )
+        profile_fields: bool = Field(
+            False,
+            description="Copy the profile's fields into each event's `context.traits` "
+            "(otherwise join events with the profiles table).",
+        )
+        prefetch: int = Field(2, ge=0, le=8, description="Pages read ahead while one is written.")
+
+        @field_validator("events")
+        @classmethod
+        def _events(cls, value: list[str]) -> list[str]:
+            if any(not name.strip() for name in value):
+                raise ValueError("event names must not be empty")
+            if len(set(value)) != len(value):
+                raise ValueError("event names must be unique")
+            return value
+
+    def names(self) -> list[str]:
+        return list(self.options.events) or [ALL_EVENTS]
+
+    def flags(self) -> dict[str, bool]:
+        return {
+            "app": self.options.app_fields,
+            "events": False,
+            "profile": self.options.profile_fields,
+        }
+
+    def to_record(self, raw: dict[str, Any], name: str, day: date) -> Record:
+        if name == ALL_EVENTS:
+            name = str(raw.get("eventName") or raw.get("evtName") or "Unknown Event")
+        return mapping.event_record(
+            raw,
+            name,
+            account_id=self.options.account_id,
+            tz=self.tz,
+            with_traits=self.options.profile_fields,
+        )
+
+
+def _profile_batch(value: int) -> int:
+    if value % PROFILE_BATCH_MULTIPLE:
+        nearest = max(1, value // PROFILE_BATCH_MULTIPLE) * PROFILE_BATCH_MULTIPLE
+        raise ValueError(
+            f"CleverTap wants profile batch sizes in multiples of {PROFILE_BATCH_MULTIPLE}; "
+            f"try {nearest}"
+        )
+    return value
+
+
+class ProfilesSource(CursorExport):
+    """Profiles of the users who did ``event`` each day, through the Get User Profiles
+    cursor export, as ``identify`` records (the warehouse's ``users`` table)."""
+
+    type = "clevertap.profiles"
+    path = PROFILES_PATH
+
+    class Options(DailyOptions):
+        event: str = Field(
+            "App Launched",
+            min_length=1,
+            description="Export profiles of users who did this event on each day.",
+        )
+        batch_size: Annotated[int, AfterValidator(_profile_batch)] = Field(
+            4991, ge=23, le=MAX_BATCH_SIZE, description="Profiles per page (a multiple of 23)."
+        )
+        app_fields: bool = Field(True, description="Ask for the app fields.")
+        event_summary: bool = Field(
+            False, description="Include the per-event summary (counts, first/last seen)."
+        )
+        prefetch: int = Field(2, ge=0, le=8, description="Pages read ahead while one is written.")
+
+    def names(self) -> list[str]:
+        return [self.options.event]
+
+    def flags(self) -> dict[str, bool]:
+        return {
+            "app": self.options.app_fields,
+            "events": self.options.event_summary,
+            "profile": True,
+        }
+
+    def to_record(self, raw: dict[str, Any], name: str, day: date) -> Record:
+        return mapping.profile_record(raw, account_id=self.options.account_id, day=day, tz=self.tz)
+
+
+# --- counts ------------------------------------------------------------------------------
+
+
+class CountsSource(CleverTapSource):
+    """Daily counts of the configured events through the asynchronous ``req_id`` count
+    API, as ``metric`` records (``metric_event_count``). One batch per day."""
+
+    type = "clevertap.counts"
+
+    class Options(DailyOptions):
+        events: list[str] = Field(
+            min_length=1, description='Event names to count each day, e.g. ["Charged"].'
+        )
+        lookback_days: int = Field(
+            2,
+            ge=0,
+            le=90,
+            description="Count the last N complete days again on each run (late events "
+            "change counts); a new count replaces the old one.",
+        )
+
+    async def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
+        done = _iso_day(checkpoint.get("done")) if isinstance(checkpoint, dict) else None
+        first, last = self.first_day(done), self.last_day()
+        for day in days_between(first, last) if first <= last else []:
+            stamp = yyyymmdd(day)
+            counts = await asyncio.gather(
+                *(self.client.event_count(name, stamp, stamp) for name in self.options.events)
+            )
+            records = [
+                mapping.event_count_record(
+                    name, day, count, account_id=self.options.account_id, tz=self.tz
+                )
+                for name, count in zip(self.options.events, counts, strict=True)
+            ]
+            yield Batch(records, {"done": day.isoformat()})
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+
+class CampaignsSource(CleverTapSource):
+    """Campaigns scheduled in a sliding window and their reports, as ``metric`` records
+    (``metric_campaign_report``): figures of recent campaigns are read again each run
+    until they leave the window, so late clicks and conversions update."""
+
+    type = "clevertap.campaigns"
+
+    class Options(CleverTapOptions):
+        start: Day | None = Field(
+            None, description="Earliest scheduled day to read. Default: `lookback_days` ago."
+        )
+        lookback_days: int = Field(
+            7, ge=0, le=365, description="Read campaigns of the last N days again on each run."
+        )
+
+    async def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
+        done = _iso_day(checkpoint.get("done")) if isinstance(checkpoint, dict) else None
+        today = self.today()
+        window = today - timedelta(days=self.options.lookback_days)
+        first = min(done, window) if done else (self.options.start or window)
+        if self.options.start:
+            first = max(first, self.options.start)
+        targets = await self.client.campaigns(yyyymmdd(first), yyyymmdd(today))
+        reports = await asyncio.gather(*(self._report(t) for t in targets))
+        records = [
+            mapping.campaign_record(t, r, account_id=self.options.account_id, tz=self.tz)
+            for t, r in zip(targets, reports, strict=True)
+        ]
+        self.log.info("clevertap.campaigns.read", first=first.isoformat(), campaigns=len(records))
+        yield Batch(records, {"done": window.isoformat()})
+
+    async def _report(self, target: dict[str, Any]) -> dict[str, Any] | None:
+        if str(target.get("status", "completed")).lower() not in ("completed", "stopped"):
+            return None
+        return await self.client.campaign_report(target.get("id"))
