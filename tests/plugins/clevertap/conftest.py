@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
 
 from tests.emulators.clevertap import CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import postgres_database
-
-
-class _MockedResponse(ClientResponse):
-    """aioresponses 0.7.9 builds responses without the ``stream_writer`` that aiohttp
-    3.14 requires; give it a stand-in that reports nothing written."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(*args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _aioresponses_on_new_aiohttp(monkeypatch):
-    if "stream_writer" not in inspect.signature(ClientResponse.__init__).parameters:
-        return
-    from aioresponses.core import RequestMatch
-
-    build = RequestMatch._build_response
-
-    def build_response(self, *args, response_class=None, **kwargs):
-        return build(self, *args, response_class=response_class or _MockedResponse, **kwargs)
-
-    monkeypatch.setattr(RequestMatch, "_build_response", build_response)
 
 
 @pytest.fixture
