@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check bench clean
+.PHONY: run test lint check bench bench-clevertap clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The CleverTap export against dlt needs dlt, kept out of the project's own venv.
+bench/.venv/.installed: pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/python -m pip install --quiet --upgrade pip
+	bench/.venv/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch bench/.venv/.installed
+
+bench-clevertap: bench/.venv/.installed
+	bench/.venv/bin/python bench/clevertap_export.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
