@@ -91,7 +91,8 @@ class ConnectorRuntime:
 
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = new_session()
+            timeout = self.config.delivery.request_timeout
+            self._session = new_session(timeout=timeout, connect_timeout=min(10.0, timeout))
         return self._session
 
     def build(self) -> None:
