@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 
 from . import records as record_model
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     import structlog
 
     from .metrics import Metrics
+
+
+NETWORK_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+"""Failures of the transport, not of the records: a timeout, a refused, reset or hung
+connection, a broken response. Always retried, never a reason to split a batch."""
 
 
 class Stopping(Exception):
@@ -266,6 +272,11 @@ class Pipeline:
                     raise
                 except (asyncio.CancelledError, Stopping):
                     raise
+                except NETWORK_ERRORS as err:
+                    self._failed(
+                        RetryableError(f"network error: {_network_reason(err)}"), len(pending)
+                    )
+                    continue
                 except Exception as err:
                     # A bug or an unexpected vendor answer: isolate the records that
                     # trigger it rather than block the queue behind them.
@@ -294,6 +305,12 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.delivery_retries.labels(self.connector).inc()
             self.metrics.connector_up.labels(self.connector).set(0)
+
+
+def _network_reason(err: BaseException) -> str:
+    if isinstance(err, TimeoutError) and not str(err):
+        return "the destination did not answer in time (request_timeout)"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _mapping_reason(mapping: Mapping, err: Exception) -> str:

@@ -1,0 +1,94 @@
+"""Regression tests for framework bugs the reliability suite found (fast, in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+import structlog
+
+from connectord import Destination
+from connectord.backoff import Backoff
+from connectord.config import DeliverySettings
+from connectord.delivery import Pipeline, Throttle
+
+
+def track(i: int) -> dict:
+    return {"type": "track", "userId": f"u{i}", "event": "e", "messageId": f"m{i}"}
+
+
+class FlakyTransport(Destination):
+    """Fails with the given transport errors, one per call, then accepts."""
+
+    type = "flaky"
+    max_batch_size = 100
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        self.calls = 0
+        self.accepted: list[dict] = []
+
+    async def send(self, records):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.accepted.extend(records)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TimeoutError(),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientConnectorError(
+            aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
+            ConnectionRefusedError(111, "refused"),
+        ),
+        aiohttp.ClientPayloadError("response payload is not completed"),
+    ],
+    ids=["timeout", "disconnected", "refused", "payload"],
+)
+async def test_transport_errors_are_retried_not_split_into_dead_letters(error):
+    # Before: anything but RetryableError/PermanentError became a PermanentError, so a
+    # destination that timed out or dropped connections for long enough got every
+    # record of the batch bisected into dead letters.
+    destination = FlakyTransport([error] * 10)
+    throttle = Throttle(Backoff(0.001, 0.002), asyncio.Event())
+    pipeline = Pipeline("c", [], destination, throttle=throttle, log=structlog.get_logger())
+    outcome = await pipeline.process([track(i) for i in range(8)])
+    assert outcome.dead == []
+    assert outcome.delivered == 8
+    assert destination.calls == 11, "one whole-batch call per attempt, no splitting"
+    assert throttle.healthy
+
+
+def test_request_timeout_is_a_delivery_setting():
+    assert DeliverySettings().request_timeout == 30.0
+    assert DeliverySettings(request_timeout=2.5).request_timeout == 2.5
+    with pytest.raises(ValueError):
+        DeliverySettings(request_timeout=0)
+
+
+async def test_connector_session_uses_the_request_timeout(tmp_path: Path, registry):
+    from connectord.config import load_config
+    from connectord.connector import ConnectorRuntime
+
+    config = tmp_path / "connectors.toml"
+    config.write_text(
+        """
+[connectors.relay]
+source = { type = "http.webhook", token = "t0ken-value" }
+destination = { type = "webhook", url = "http://127.0.0.1:9/hook" }
+delivery = { request_timeout = 2.5 }
+"""
+    )
+    connector = load_config(config, registry).connectors["relay"]
+    runtime = ConnectorRuntime(connector, store=None, base_dir=tmp_path)  # type: ignore[arg-type]
+    session = runtime.http()
+    try:
+        assert session.timeout.total == 2.5
+        assert session.timeout.connect == 2.5
+    finally:
+        await session.close()
