@@ -179,9 +179,15 @@ class ConnectorRuntime:
                 self.metrics.requests_rejected.labels(self.name, "queue_full").inc()
             raise QueueFull(self.name, limit)
         bodies = serialize(records, record_model.now_iso())
+        # Reserve the space before waiting for the commit: requests racing this one must
+        # see it taken, or together they overshoot the bound.
+        self.depth += len(bodies)
         try:
             await self.store.enqueue(self.name, bodies)
-        except sqlite3.Error as err:
+        except BaseException as err:
+            self.depth -= len(bodies)
+            if not isinstance(err, sqlite3.Error):
+                raise
             self.log.error("queue.write_failed", error=str(err), records=len(bodies))
             full = "full" in str(err).lower()
             raise IngestError(
@@ -192,7 +198,6 @@ class ConnectorRuntime:
                 + "; retry later",
                 retry_after=30,
             ) from err
-        self.depth += len(bodies)
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(bodies))
         self._gauge_depth()
