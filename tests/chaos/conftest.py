@@ -4,7 +4,9 @@ inputs tried, secrets found in output."""
 
 from __future__ import annotations
 
-from tests.chaos.support import write_summary
+from tests.chaos.support import spawn_daemon, write_summary
+
+__all__ = ["spawn_daemon"]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

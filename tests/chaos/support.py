@@ -16,11 +16,12 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from connectord.testing import DaemonProcess, write_config
 
@@ -76,10 +77,32 @@ class Daemon(DaemonProcess):
         return self.process is not None and self.process.poll() is None
 
 
-def start_daemon(directory: Path, connectors: str, *, daemon: str = "", **kw: Any) -> Daemon:
-    directory.mkdir(parents=True, exist_ok=True)
-    process = Daemon(write_config(directory, connectors, daemon=daemon), **kw)
-    return process.start()
+@pytest.fixture
+def spawn_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Factory ``(connectors_toml, daemon="", env=None, directory=None) -> Daemon``,
+    started; every daemon it made is stopped (or killed) at teardown."""
+    made: list[Daemon] = []
+
+    def spawn(
+        connectors: str,
+        *,
+        daemon: str = "",
+        env: dict[str, str] | None = None,
+        directory: Path | None = None,
+        wait: bool = True,
+    ) -> Daemon:
+        where = directory or tmp_path
+        where.mkdir(parents=True, exist_ok=True)
+        process = Daemon(write_config(where, connectors, daemon=daemon), env=env)
+        made.append(process)
+        return process.start(wait=wait)
+
+    yield spawn
+    for process in made:
+        try:
+            process.stop(timeout=20)
+        except Exception:
+            process.kill()
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -89,8 +112,8 @@ class Loader(threading.Thread):
     """Post batches of records to one push endpoint until stopped.
 
     Bounded by ``max_seconds`` and ``max_requests`` so it always stops by itself. Every
-    record of a request answered 2xx goes into ``acked`` (with the moment of the answer
-    in ``acked_at``); refused or failed requests are only counted.
+    record of a request answered 2xx goes into ``acked`` (with the wall-clock moment of
+    the answer in ``acked_at``); refused or failed requests are only counted.
     """
 
     def __init__(
@@ -149,7 +172,7 @@ class Loader(threading.Thread):
                 continue
             self.statuses[status] += 1
             if 200 <= status < 300:
-                now = time.monotonic()
+                now = time.time()
                 self.acked.extend(ids)
                 self.acked_at.update(dict.fromkeys(ids, now))
             elif status in (429, 503):

@@ -17,7 +17,6 @@ import pytest
 from tests.chaos.support import (
     Loader,
     report,
-    start_daemon,
     state_counts,
     track,
     wait_until,
@@ -31,11 +30,10 @@ MAX_QUEUE = 200
 CLIENTS = 4
 
 
-def test_full_queue_answers_503_and_recovers(tmp_path, emulator_server):
+def test_full_queue_answers_503_and_recovers(tmp_path, emulator_server, spawn_daemon):
     sink = SinkEmulator()
     server = emulator_server(sink)
-    daemon = start_daemon(
-        tmp_path,
+    daemon = spawn_daemon(
         f"""
 [connectors.relay]
 source = {{ type = "http.webhook", token = "{TOKEN}" }}

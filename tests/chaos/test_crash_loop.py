@@ -16,7 +16,7 @@ import time
 import orjson
 import pytest
 
-from tests.chaos.support import Loader, duplicates, report, start_daemon, track, wait_until
+from tests.chaos.support import Loader, duplicates, report, track, wait_until
 from tests.emulators.sink import SinkEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,7 +27,9 @@ BATCH_SIZE = 50
 CONCURRENCY = 2
 
 
-def test_kill_9_loop_under_load_loses_no_acknowledged_record(tmp_path, emulator_server):
+def test_kill_9_loop_under_load_loses_no_acknowledged_record(
+    tmp_path, emulator_server, spawn_daemon
+):
     started = time.monotonic()
     seed = random.randrange(2**32)
     rng = random.Random(seed)
@@ -35,8 +37,7 @@ def test_kill_9_loop_under_load_loses_no_acknowledged_record(tmp_path, emulator_
     server = emulator_server(sink)
     # A destination that takes a little time per call, so kills land mid-delivery too.
     sink.fail_until(time.time() + 3600, status=0, delay=0.02)
-    daemon = start_daemon(
-        tmp_path,
+    daemon = spawn_daemon(
         f"""
 [connectors.relay]
 source = {{ type = "http.webhook", token = "{TOKEN}" }}

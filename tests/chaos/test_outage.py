@@ -21,7 +21,6 @@ from tests.chaos.support import (
     disk_bytes,
     report,
     rss_bytes,
-    start_daemon,
     state_counts,
     track,
     wait_until,
@@ -60,11 +59,10 @@ class Sampler(threading.Thread):
             self.halt.wait(self.interval)
 
 
-def test_outage_grows_the_queue_on_disk_and_loses_nothing(tmp_path, emulator_server):
+def test_outage_grows_the_queue_on_disk_and_loses_nothing(tmp_path, emulator_server, spawn_daemon):
     sink = SinkEmulator()
     server = emulator_server(sink)
-    daemon = start_daemon(
-        tmp_path,
+    daemon = spawn_daemon(
         f"""
 [connectors.relay]
 source = {{ type = "http.webhook", token = "{TOKEN}" }}

@@ -17,8 +17,7 @@ import time
 
 import pytest
 
-from connectord.testing import write_config
-from tests.chaos.support import Daemon, duplicates, report, wait_until
+from tests.chaos.support import duplicates, report, wait_until
 from tests.emulators.sink import SinkEmulator
 from tests.fixtures.numbers_plugin import install_plugin
 
@@ -29,14 +28,13 @@ BATCH = 10
 KILLS = 6
 
 
-def test_pull_run_killed_repeatedly_resumes_without_gaps(tmp_path, emulator_server):
+def test_pull_run_killed_repeatedly_resumes_without_gaps(tmp_path, emulator_server, spawn_daemon):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     sink = SinkEmulator()
     server = emulator_server(sink)
     env = {**os.environ, **install_plugin(tmp_path / "site")}
-    config = write_config(
-        tmp_path,
+    daemon = spawn_daemon(
         f"""
 [connectors.numbers]
 schedule = "every 1h"
@@ -44,11 +42,12 @@ source = {{ type = "test.numbers", count = {COUNT}, batch = {BATCH}, pause = 0.1
 destination = {{ type = "webhook", url = "{server.url}/hook" }}
 delivery = {{ retry_initial = 0.1, retry_max = 0.5 }}
 """,
+        env=env,
     )
-    daemon = Daemon(config, env=env)
     progress = []
-    for _ in range(KILLS):
-        daemon.start()
+    for kill in range(KILLS):
+        if kill:
+            daemon.start()
         before = len(set(sink.message_ids()))
         wait_until(
             lambda before=before: len(set(sink.message_ids())) > before,
