@@ -79,8 +79,9 @@ class Daemon(DaemonProcess):
 
 @pytest.fixture
 def spawn_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """Factory ``(connectors_toml, daemon="", env=None, directory=None) -> Daemon``,
-    started; every daemon it made is stopped (or killed) at teardown."""
+    """Factory ``(connectors_toml, daemon="", env=None, directory=None, state=None,
+    wait=True) -> Daemon``, started; every daemon it made is stopped (or killed) at
+    teardown. ``state`` puts the state file elsewhere than ``state.db`` beside the config."""
     made: list[Daemon] = []
 
     def spawn(
@@ -89,11 +90,16 @@ def spawn_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         daemon: str = "",
         env: dict[str, str] | None = None,
         directory: Path | None = None,
+        state: Path | None = None,
         wait: bool = True,
     ) -> Daemon:
         where = directory or tmp_path
         where.mkdir(parents=True, exist_ok=True)
-        process = Daemon(write_config(where, connectors, daemon=daemon), env=env)
+        config = write_config(where, connectors, daemon=daemon)
+        if state is not None:
+            text = config.read_text().replace('state = "state.db"', f'state = "{state}"', 1)
+            config.write_text(text)
+        process = Daemon(config, env=env)
         made.append(process)
         return process.start(wait=wait)
 
