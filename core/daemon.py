@@ -165,7 +165,7 @@ class Daemon:
     # --- HTTP ---------------------------------------------------------------------------
 
     async def _start_http(self) -> None:
-        app = create_app(self._live_runtimes, self.metrics, self._health)
+        app = create_app(self._live_runtimes, self.metrics, self._health, self._expected)
         self.runner = web.AppRunner(
             app,
             access_log=None,
@@ -177,6 +177,10 @@ class Daemon:
         host, port = parse_listen(self.config.daemon.listen)
         site = web.TCPSite(self.runner, host, port, reuse_address=True)
         await site.start()
+
+    def _expected(self, name: str) -> bool:
+        connector = self.config.connectors.get(name)
+        return bool(connector and connector.enabled and connector.is_push)
 
     def _live_runtimes(self) -> dict[str, ConnectorRuntime]:
         return {

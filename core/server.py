@@ -29,8 +29,10 @@ def create_app(
     connectors: Callable[[], dict[str, ConnectorRuntime]],
     metrics: Metrics,
     health: Callable[[], tuple[bool, dict[str, Any]]],
+    expected: Callable[[str], bool] = lambda name: False,
 ) -> web.Application:
-    """The aiohttp application. ``connectors`` returns the live runtimes by name."""
+    """The aiohttp application. ``connectors`` returns the live runtimes by name;
+    ``expected`` tells whether a push connector of that name is configured and enabled."""
 
     async def healthz(request: web.Request) -> web.Response:
         ok, detail = health()
@@ -47,9 +49,24 @@ def create_app(
     async def ingest(request: web.Request) -> web.StreamResponse:
         name = request.match_info["connector"]
         runtime = connectors().get(name)
-        if runtime is None or not runtime.routes or not runtime.started:
+        if runtime is None or not runtime.started:
+            if expected(name):
+                # Configured but (re)starting: the sender should retry, not give up.
+                return json_response(
+                    {
+                        "error": "starting",
+                        "message": f"connector {name!r} is starting; retry shortly",
+                    },
+                    status=503,
+                    retry_after=5,
+                )
             return json_response(
                 {"error": "not_found", "message": f"no push connector named {name!r} is running"},
+                status=404,
+            )
+        if not runtime.routes:
+            return json_response(
+                {"error": "not_found", "message": f"connector {name!r} has no push source"},
                 status=404,
             )
         path = request.match_info["tail"].strip("/")
