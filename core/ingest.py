@@ -121,7 +121,8 @@ def secrets_match(given: str | bytes | None, expected: list[str]) -> bool:
     """Constant-time comparison against every accepted secret (no early exit)."""
     if given is None:
         return False
-    given_bytes = given.encode() if isinstance(given, str) else given
+    # Header values arrive decoded with surrogateescape: undo it to compare raw bytes.
+    given_bytes = given.encode("utf-8", "surrogateescape") if isinstance(given, str) else given
     matched = False
     for secret in expected:
         matched |= hmac.compare_digest(given_bytes, secret.encode())
