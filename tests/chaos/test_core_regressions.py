@@ -92,3 +92,21 @@ delivery = { request_timeout = 2.5 }
         assert session.timeout.connect == 2.5
     finally:
         await session.close()
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["track"], {"track": 1}])
+def test_an_unhashable_record_type_is_a_problem_not_a_crash(kind):
+    # Before: `kind not in RECORD_TYPES` raised TypeError and the request got a 500.
+    from connectord.records import problem
+
+    assert "unknown record type" in problem({"type": kind, "userId": "u", "event": "e"})
+
+
+def test_secrets_match_takes_header_values_that_are_not_utf8():
+    # aiohttp decodes header bytes with surrogateescape; encoding them back as strict
+    # UTF-8 raised UnicodeEncodeError and the request got a 500 instead of a 401.
+    from connectord.ingest import secrets_match
+
+    garbage = b"\xff\xfe\xfd".decode("utf-8", "surrogateescape")
+    assert secrets_match(garbage, ["token-value"]) is False
+    assert secrets_match("tok\u00e9n", ["tok\u00e9n"]) is True
