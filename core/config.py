@@ -741,7 +741,7 @@ def locate(lines: list[str], path: Path_) -> int | None:
             return start + 1
         found = _find_keys(lines, start + 1, rest)
         return found if found is not None else start + 1
-    return None
+    return _find_keys(lines, 0, names)  # a key before the first table header
 
 
 def _quote_key(name: str) -> str:
