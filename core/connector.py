@@ -454,8 +454,11 @@ def serialize(records: list[Record], now: str) -> list[bytes]:
 
 
 def _describe(err: Exception) -> str:
+    """The run's error as stored in the state file: no configured secret in it."""
+    from .log import redact
+
     text = str(err)
-    return text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}"
+    return redact(text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}")
 
 
 def _expected(err: Exception) -> bool:
