@@ -110,3 +110,38 @@ def test_secrets_match_takes_header_values_that_are_not_utf8():
     garbage = b"\xff\xfe\xfd".decode("utf-8", "surrogateescape")
     assert secrets_match(garbage, ["token-value"]) is False
     assert secrets_match("tok\u00e9n", ["tok\u00e9n"]) is True
+
+
+async def test_vendor_answers_echoing_a_secret_are_redacted_in_reasons_and_health():
+    # Before: /healthz's last_error, dead-letter reasons (state file, `dlq list`) and run
+    # errors kept a vendor's error body verbatim, including credentials it echoed back.
+    from connectord import PermanentError, RetryableError
+    from connectord.log import set_secrets
+
+    secret = "echoed-secret-value-123"
+
+    class Echoing(Destination):
+        type = "echoing"
+
+        def __init__(self):
+            self.calls = 0
+
+        async def send(self, records):
+            self.calls += 1
+            if self.calls == 1:
+                raise RetryableError(f"HTTP 401: bad key {secret}")
+            raise PermanentError(f"HTTP 400: record refused for key {secret}")
+
+    set_secrets([secret])
+    try:
+        throttle = Throttle(Backoff(0.001, 0.002), asyncio.Event())
+        pipeline = Pipeline("c", [], Echoing(), throttle=throttle, log=structlog.get_logger())
+        shown: list[str] = []
+        original = throttle.failed
+        throttle.failed = lambda err: (original(err), shown.append(throttle.last_error))[0]
+        outcome = await pipeline.process([track(1)])
+        assert shown and secret not in shown[0] and "**********" in shown[0]
+        [dead] = outcome.dead
+        assert secret not in dead.reason and "**********" in dead.reason
+    finally:
+        set_secrets([])
