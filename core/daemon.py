@@ -165,7 +165,13 @@ class Daemon:
     # --- HTTP ---------------------------------------------------------------------------
 
     async def _start_http(self) -> None:
-        app = create_app(self._live_runtimes, self.metrics, self._health, self._expected)
+        app = create_app(
+            self._live_runtimes,
+            self.metrics,
+            self._health,
+            self._expected,
+            max_body_bytes=self.config.daemon.max_body_bytes,
+        )
         self.runner = web.AppRunner(
             app,
             access_log=None,
