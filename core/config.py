@@ -316,6 +316,8 @@ class _Validator:
         self.issues: list[ConfigIssue] = []
         self.secrets: set[str] = set()
         self.notes: list[str] = []
+        self.unset: dict[str, set[str]] = {}
+        """Disabled connector → environment variables it uses that are not set."""
 
     def issue(self, path: Path_, message: str, **kw: Any) -> None:
         self.issues.append(ConfigIssue(path, message, line=locate(self.lines, path), **kw))
@@ -349,6 +351,11 @@ class _Validator:
                 connectors[name] = connector
         if self.issues:
             raise ConfigError(self.path, self.issues)
+        for name, variables in self.unset.items():
+            self.notes.append(
+                f"{name} (disabled): options checked for shape only until "
+                f"{', '.join(sorted(variables))} {'is' if len(variables) == 1 else 'are'} set"
+            )
         return Config(self.path, daemon, connectors, frozenset(self.secrets), self.notes)
 
     def daemon(self, table: Any) -> DaemonSettings:
@@ -557,10 +564,7 @@ class _Validator:
         options = self.read_secret_files(where, options, model)
         if unresolved and not strict:
             self.check_unknown_keys(where, options, model)
-            self.notes.append(
-                f"{dotted(where)}: not fully validated while the connector is disabled "
-                f"(unset: {', '.join(sorted(unresolved))})"
-            )
+            self.unset.setdefault(str(where[1]), set()).update(unresolved)
             return PluginSpec(plugin, model.model_construct(**options))
         try:
             validated = model.model_validate(options)
@@ -569,8 +573,9 @@ class _Validator:
             return None
         for name in model.model_fields:
             value = getattr(validated, name, None)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                self.secrets.add(value.get_secret_value())
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, SecretStr) and item.get_secret_value():
+                    self.secrets.add(item.get_secret_value())
         return PluginSpec(plugin, validated)
 
     def check_unknown_keys(

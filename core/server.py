@@ -77,21 +77,20 @@ def create_app(
         if handler is None:
             methods = sorted(m for m, p in runtime.routes if p == path)
             if methods:
-                return json_response(
-                    {
-                        "error": "method_not_allowed",
-                        "message": f"use {' or '.join(methods)} for /ingest/{name}/{path}",
-                    },
-                    status=405,
+                return runtime.source.error_response(
+                    IngestError(
+                        405,
+                        "method_not_allowed",
+                        f"use {' or '.join(methods)} for /ingest/{name}/{path}",
+                    )
                 )
             paths = sorted({f"/ingest/{name}/{p}" for _, p in runtime.routes})
-            return json_response(
-                {
-                    "error": "not_found",
-                    "message": f"unknown path /ingest/{name}/{path}; "
-                    f"this connector serves {', '.join(paths)}",
-                },
-                status=404,
+            return runtime.source.error_response(
+                IngestError(
+                    404,
+                    "not_found",
+                    f"unknown path /ingest/{name}/{path}; this connector serves {', '.join(paths)}",
+                )
             )
         if max_body_bytes is not None:
             request[BODY_LIMIT] = max_body_bytes  # read_body honours it
@@ -113,13 +112,12 @@ def create_app(
         except Exception as err:
             metrics.requests_rejected.labels(name, "internal_error").inc()
             runtime.log.exception("ingest.crashed", path=path, error=repr(err))
-            return json_response(
-                {
-                    "error": "internal_error",
-                    "message": "the daemon failed to handle this request; "
-                    "nothing was stored, retry later",
-                },
-                status=500,
+            return runtime.source.error_response(
+                IngestError(
+                    500,
+                    "internal_error",
+                    "the daemon failed to handle this request; nothing was stored, retry later",
+                )
             )
 
     app = web.Application(client_max_size=1024 * 1024)

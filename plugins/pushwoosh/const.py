@@ -1,0 +1,109 @@
+"""Pushwoosh hosts, paths, codes and limits (see docs/integrations/pushwoosh.md)."""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+VENDOR = "Pushwoosh"
+
+DEFAULT_BASE_URL = "https://api.pushwoosh.com"
+"""Production API host; regional hosts, proxies and emulators are set with ``base_url``."""
+
+DEFAULT_EVENTS_URL = "https://integration-segment.svc-nue.pushwoosh.com"
+"""Host of Pushwoosh's server-integration service that takes events in batches."""
+
+LEGACY_PATH = "/json/1.3/"
+AUDIENCE_PATH = "/api/v2/audience/"
+MESSAGES_LIST_PATH = "/api/v2/messages:list"
+BATCH_EVENTS_PATH = "/integration-segment/v1/post-events"
+
+APPLICATION_CODE = re.compile(r"^[0-9A-Z]{5}-[0-9A-Z]{5}$")
+"""Application (and filter/event) codes look like ``XXXXX-XXXXX``."""
+
+# Envelope ``status_code`` values of the legacy /json/1.3 methods.
+STATUS_OK = 200
+STATUS_ARGUMENT_ERROR = 210
+
+DEVICE_API_METHODS = frozenset(
+    {
+        "registerDevice",
+        "unregisterDevice",
+        "setTags",
+        "getTags",
+        "registerUser",
+        "postEvent",
+        "registerEmail",
+        "setBadge",
+        "applicationOpen",
+        "pushStat",
+        "messageDeliveryEvent",
+    }
+)
+"""Methods that take the Device API token (``Authorization: Token``); every other method
+takes the server token in the body's ``auth``. A token used outside its scope is refused."""
+
+RELAY_METHODS = ("postEvent", "setTags", "registerUser", "registerDevice")
+"""Device API methods the ``pushwoosh.relay`` source forwards and records."""
+
+
+class TagType(IntEnum):
+    """Pushwoosh tag type ids (``addTag``/``listTags``)."""
+
+    INTEGER = 1
+    STRING = 2
+    LIST = 3
+    DATE = 4
+    BOOLEAN = 5
+    DECIMAL = 6
+    VERSION = 7
+
+    @property
+    def label(self) -> str:
+        return _TAG_LABELS[self]
+
+
+_TAG_LABELS = {
+    TagType.INTEGER: "Integer",
+    TagType.STRING: "String",
+    TagType.LIST: "List",
+    TagType.DATE: "Date",
+    TagType.BOOLEAN: "Boolean",
+    TagType.DECIMAL: "Decimal",
+    TagType.VERSION: "Version",
+}
+
+PLATFORMS: dict[int, str] = {
+    1: "iOS",
+    2: "BlackBerry",
+    3: "Android",
+    5: "Windows Phone",
+    7: "OS X",
+    8: "Windows",
+    9: "Amazon",
+    10: "Safari",
+    11: "Chrome",
+    12: "Firefox",
+    13: "IE11",
+    14: "Email",
+    17: "Huawei",
+    18: "SMS",
+    19: "Xiaomi",
+    21: "WhatsApp",
+}
+"""``device_type`` / PlatformID → readable platform name."""
+
+PLATFORM_IDS: dict[str, int] = {name.lower(): code for code, name in PLATFORMS.items()}
+PLATFORM_IDS.update({"macos": 7, "mac os x": 7, "web": 11, "huawei android": 17})
+
+BATCH_EVENTS_MAX = 100
+"""Events per request on the batch events path."""
+
+SET_TAGS_MAX = 50
+"""Tags per setTags call that Pushwoosh asks clients not to exceed."""
+
+TRACKING_LOG_DAYS = 14
+"""How far back the push tracking log goes."""
+
+STATS_PAGE_SIZE_MAX = 1000
+"""Largest ``per_page`` of ``messages:list``."""

@@ -1,0 +1,428 @@
+"""Piano Analytics emulator: the Collection API and the Data Query (Reporting v3) API.
+
+Collection (``POST /<path>?s=<site>&idclient=<visitor>``, also the GET variant with
+``events=``): parses the body as JSON whatever the Content-Type, validates the envelope,
+event names, property keys (letters, digits, ``_``, starting with a letter, at most 40
+characters, no ``m_``/``visit_``) and values (strings up to 255 characters, numbers,
+booleans, arrays of at most 20 scalars), records every accepted event with the request's
+visitor id and headers, and answers 204 with no body. Piano documents no error answer;
+a malformed request gets 400 with a text explanation here.
+
+Data Query (``POST /v3/data/<method>`` with a JSON body, or ``GET`` with
+``?param=<JSON>``): ``x-api-key: <access>_<secret>`` auth (401 unknown key, 403 a site
+the key may not read), at most 5 concurrent calls per access key (429
+``QuotasExceeded_TooManyRequests``), parameter validation (columns ≤ 50, ``max-results``
+≤ 10000, 200000 rows through ``page-num``, no paging on getRowCount/getTotal), saved
+segments by ``segmentKey`` with include/exclude, ``ignore_null_properties``, sort and
+1-based paging. Errors are ``{"ErrorMessage", "ErrorType"}``. Tests change segment
+membership between runs with `set_segment`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connectord.testing import VendorEmulator
+from connectord.testing.emulator import json_response
+
+PROPERTY_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_PREFIXES = ("m_", "visit_")
+SCOPES = {
+    "visitor_id",
+    "user_id",
+    "visit_id",
+    "event_id",
+    "av_session_id",
+    "cart_id",
+    "pageview_id",
+}
+DATA_METHODS = {"getData", "getRowCount", "getTotal"}
+DATA_PARAMS = {
+    "columns",
+    "sort",
+    "space",
+    "period",
+    "max-results",
+    "page-num",
+    "options",
+    "filter",
+    "segment",
+    "evo",
+}
+PAGING_PARAMS = {"sort", "max-results", "page-num"}
+METRICS = {"m_visits"}
+DATA_MODEL = {"visitor_id", "user_id", "user_category", "pushwooshid", "device_type", "src_medium"}
+"""Properties the emulated organisation's data model knows, besides visitors' own."""
+MAX_COLUMNS = 50
+MAX_RESULTS = 10_000
+MAX_ROWS = 200_000
+MAX_CONCURRENT = 5
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")
+
+
+@dataclass
+class CollectedEvent:
+    """One event the collection endpoint accepted."""
+
+    site: int
+    idclient: str | None
+    name: str
+    data: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Segment:
+    key: str
+    name: str
+    visitors: set[str] = field(default_factory=set)
+
+
+class DataApiError(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+    def response(self) -> web.Response:
+        return json_response(
+            {"ErrorMessage": self.message, "ErrorType": self.kind}, status=self.status
+        )
+
+
+class PianoEmulator(VendorEmulator):
+    """Collection endpoint and Data Query API of one Piano Analytics organisation."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: dict[str, set[int]] | None = None,
+        collect_path: str = "event",
+        latency: float = 0.0,
+    ) -> None:
+        self.api_keys = api_keys if api_keys is not None else {"ACCESS1_s3cretKey": {123456}}
+        self.collect_path = collect_path
+        self.latency = latency
+        self.collected: list[CollectedEvent] = []
+        self.collect_requests = 0
+        self.visitors: dict[str, dict[str, Any]] = {}
+        self.segments: dict[str, Segment] = {}
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight = 0
+        self.quota_refusals = 0
+        self.data_calls: list[tuple[str, dict[str, Any]]] = []
+        super().__init__()
+
+    def setup_routes(self, app: web.Application) -> None:
+        app.router.add_route("POST", "/v3/data/{method}", self.data_api)
+        app.router.add_route("GET", "/v3/data/{method}", self.data_api)
+        app.router.add_route("POST", "/{path}", self.collect)
+        app.router.add_route("GET", "/{path}", self.collect)
+
+    # --- set-up and inspection ----------------------------------------------------------
+
+    def add_visitor(self, visitor_id: str, visits: int = 1, **properties: Any) -> None:
+        self.visitors[visitor_id] = {"visitor_id": visitor_id, "m_visits": visits, **properties}
+
+    def set_segment(
+        self,
+        key: str,
+        members: list[str] | set[str],
+        *,
+        name: str | None = None,
+        column: str = "pushwooshid",
+    ) -> None:
+        """Make ``members`` (values of ``column``) the whole membership of a segment."""
+        ids = set()
+        for member in members:
+            visitor = f"v-{member}"
+            if visitor not in self.visitors:
+                self.add_visitor(visitor, **{column: member})
+            ids.add(visitor)
+        segment = self.segments.setdefault(key, Segment(key, name or key))
+        segment.visitors = ids
+        if name:
+            segment.name = name
+
+    def events_named(self, name: str) -> list[CollectedEvent]:
+        return [e for e in self.collected if e.name == name]
+
+    # --- Collection API ----------------------------------------------------------------
+
+    async def collect(self, request: web.Request) -> web.Response:
+        if request.match_info["path"] != self.collect_path:
+            return web.Response(status=404, text="unknown collection path")
+        site = request.query.get("s", "")
+        if not site.isdigit():
+            return web.Response(status=400, text="missing or non-numeric site id (s=)")
+        idclient = request.query.get("idclient")
+        try:
+            events = await self._events(request)
+            for event in events:
+                check_event(event)
+        except ValueError as err:
+            return web.Response(status=400, text=str(err))
+        self.collect_requests += 1
+        headers = dict(request.headers)
+        self.collected.extend(
+            CollectedEvent(int(site), idclient, e["name"], e.get("data") or {}, headers)
+            for e in events
+        )
+        return web.Response(status=204)
+
+    @staticmethod
+    async def _events(request: web.Request) -> list[Any]:
+        if request.method == "GET":
+            raw = request.query.get("events")
+            if raw is None:
+                raise ValueError("missing events= parameter")
+            events = _loads(raw.encode(), "events parameter")
+        else:
+            body = _loads(await request.read(), "body")
+            if not isinstance(body, dict) or "events" not in body:
+                raise ValueError('body must be {"events": [...]}')
+            events = body["events"]
+        if not isinstance(events, list):
+            raise ValueError("events must be an array, even for one event")
+        if not events:
+            raise ValueError("events is empty")
+        return events
+
+    # --- Data Query API ---------------------------------------------------------------
+
+    async def data_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if method not in DATA_METHODS:
+            return DataApiError(404, "NotFound", f"unknown method {method}").response()
+        key = request.headers.get("x-api-key", "")
+        if key not in self.api_keys:
+            return DataApiError(401, "Unauthorized", "invalid or missing API key").response()
+        access = key.split("_", 1)[0]
+        if self.in_flight.get(access, 0) >= MAX_CONCURRENT:
+            self.quota_refusals += 1
+            return DataApiError(
+                429,
+                "QuotasExceeded_TooManyRequests",
+                f"more than {MAX_CONCURRENT} concurrent calls for this user",
+            ).response()
+        self.in_flight[access] = self.in_flight.get(access, 0) + 1
+        self.max_in_flight = max(self.max_in_flight, sum(self.in_flight.values()))
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            body = await self._data_body(request)
+            self.data_calls.append((method, body))
+            return json_response(self.answer(method, body, self.api_keys[key]))
+        except DataApiError as err:
+            return err.response()
+        finally:
+            self.in_flight[access] -= 1
+
+    @staticmethod
+    async def _data_body(request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            raw = request.query.get("param")
+            if raw is None:
+                raise DataApiError(400, "InvalidParameter", "missing param=")
+            data = raw.encode()
+        else:
+            data = await request.read()
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise DataApiError(400, "InvalidJson", "the request is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise DataApiError(400, "InvalidJson", "the request must be a JSON object")
+        return body
+
+    def answer(self, method: str, body: dict[str, Any], sites: set[int]) -> dict[str, Any]:
+        self.validate(method, body, sites)
+        rows = self.rows(body)
+        if method == "getRowCount":
+            return {"RowCounts": [{"RowCount": len(rows)}]}
+        if method == "getTotal":
+            totals = {c: "-" for c in body["columns"]}
+            for metric in METRICS & set(body["columns"]):
+                totals[metric] = sum(r[metric] for r in rows)
+            return {"DataFeed": {"Rows": [totals], "Context": {}}}
+        size = body.get("max-results", MAX_RESULTS)
+        page = body.get("page-num", 1)
+        return {
+            "DataFeed": {
+                "Columns": [self.column_info(c) for c in body["columns"]],
+                "Rows": rows[(page - 1) * size : page * size],
+                "Context": {},
+            }
+        }
+
+    def known_columns(self) -> set[str]:
+        columns = DATA_MODEL | METRICS
+        for visitor in self.visitors.values():
+            columns.update(visitor)
+        return columns
+
+    @staticmethod
+    def column_info(name: str) -> dict[str, Any]:
+        metric = name in METRICS
+        return {
+            "Category": "Metric" if metric else "Dimension",
+            "Name": name,
+            "Type": "int" if metric else "string",
+            "CustomerType": "Integer" if metric else "Text",
+            "Label": name,
+            "Description": "",
+            "Filterable": True,
+        }
+
+    def validate(self, method: str, body: dict[str, Any], sites: set[int]) -> None:
+        unknown = set(body) - DATA_PARAMS
+        if unknown:
+            raise DataApiError(400, "InvalidParameter", f"unknown parameter {sorted(unknown)[0]}")
+        for name in ("columns", "space", "period"):
+            if name not in body:
+                raise DataApiError(400, "MissingParameter", f"{name} is mandatory")
+        if method != "getData":
+            for name in PAGING_PARAMS & set(body):
+                raise DataApiError(400, "InvalidParameter", f"{name} is not allowed in {method}")
+        columns = body["columns"]
+        if not isinstance(columns, list) or not columns or len(columns) > MAX_COLUMNS:
+            raise DataApiError(400, "InvalidParameter", "columns must list 1 to 50 columns")
+        missing = [c for c in columns if c not in self.known_columns()]
+        if missing:
+            raise DataApiError(400, "InvalidColumn", f"unknown column {missing[0]}")
+        space = body["space"]
+        if not isinstance(space, dict) or not isinstance(space.get("s"), list) or not space["s"]:
+            raise DataApiError(400, "InvalidParameter", 'space must be {"s": [site ids]}')
+        for site in space["s"]:
+            if not isinstance(site, int) or isinstance(site, bool):
+                raise DataApiError(400, "InvalidParameter", "site ids are integers")
+            if site not in sites:
+                raise DataApiError(403, "Forbidden", f"no access to site {site}")
+        check_period(body["period"])
+        size = body.get("max-results", MAX_RESULTS)
+        page = body.get("page-num", 1)
+        if not isinstance(size, int) or not 1 <= size <= MAX_RESULTS:
+            raise DataApiError(400, "InvalidParameter", "max-results must be 1 to 10000")
+        if not isinstance(page, int) or page < 1:
+            raise DataApiError(400, "InvalidParameter", "page-num starts at 1")
+        if (page - 1) * size >= MAX_ROWS:
+            raise DataApiError(400, "InvalidParameter", "at most 200000 rows through page-num")
+        for item in body.get("sort", []):
+            if str(item).lstrip("-") not in columns:
+                raise DataApiError(400, "InvalidParameter", f"cannot sort by {item}")
+        if "segment" in body:
+            self.segment_of(body["segment"])
+
+    def segment_of(self, spec: Any) -> tuple[Segment, str]:
+        section = spec.get("section") if isinstance(spec, dict) else None
+        if not isinstance(section, dict):
+            raise DataApiError(400, "InvalidParameter", "segment needs a section")
+        if section.get("scope") not in SCOPES:
+            raise DataApiError(400, "InvalidParameter", f"unknown scope {section.get('scope')}")
+        mode = section.get("mode", "include")
+        if mode not in ("include", "exclude"):
+            raise DataApiError(400, "InvalidParameter", "mode is include or exclude")
+        key = section.get("segmentKey")
+        if key is None:
+            raise DataApiError(400, "InvalidParameter", "segmentKey or content is required")
+        if key not in self.segments:
+            raise DataApiError(400, "SegmentNotFound", f"segment {key} does not exist")
+        return self.segments[key], mode
+
+    def rows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        visitors = list(self.visitors.values())
+        if "segment" in body:
+            segment, mode = self.segment_of(body["segment"])
+            inside = segment.visitors
+            visitors = [v for v in visitors if (v["visitor_id"] in inside) == (mode == "include")]
+        dimensions = [c for c in body["columns"] if c not in METRICS]
+        metrics = [c for c in body["columns"] if c in METRICS]
+        ignore_null = (body.get("options") or {}).get("ignore_null_properties", False)
+        grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for visitor in visitors:
+            key = tuple(visitor.get(d) for d in dimensions)
+            if ignore_null and any(v is None for v in key):
+                continue
+            row = grouped.setdefault(key, {**dict(zip(dimensions, key, strict=True))})
+            for metric in metrics:
+                row[metric] = row.get(metric, 0) + visitor.get(metric, 0)
+        rows = list(grouped.values())
+        for item in reversed(body.get("sort", [])):
+            name = str(item).lstrip("-")
+            rows.sort(
+                key=lambda r, n=name: (r.get(n) is None, r.get(n)), reverse=item.startswith("-")
+            )
+        return rows
+
+
+# --- validation of collected events ----------------------------------------------------
+
+
+def _loads(data: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"{what} is not valid JSON") from None
+
+
+def check_event(event: Any) -> None:
+    if not isinstance(event, dict):
+        raise ValueError("each event must be an object")
+    name = event.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("each event needs a non-empty name")
+    data = event.get("data", {})
+    if not isinstance(data, dict):
+        raise ValueError(f"event {name}: data must be an object")
+    for key, value in data.items():
+        check_property(name, key, value)
+
+
+def check_property(event: str, key: str, value: Any) -> None:
+    if not PROPERTY_KEY.match(key) or len(key) > 40:
+        raise ValueError(f"event {event}: invalid property key {key!r}")
+    if key.startswith(RESERVED_PREFIXES):
+        raise ValueError(f"event {event}: property {key!r} uses a reserved prefix")
+    if isinstance(value, list):
+        if len(value) > 20:
+            raise ValueError(f"event {event}: property {key!r} has more than 20 items")
+        for item in value:
+            check_scalar(event, key, item)
+    else:
+        check_scalar(event, key, value)
+
+
+def check_scalar(event: str, key: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > 255:
+        raise ValueError(f"event {event}: property {key!r} is longer than 255 characters")
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"event {event}: property {key!r} has an unsupported value type")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError(f"event {event}: property {key!r} is outside int64")
+
+
+def check_period(period: Any) -> None:
+    if not isinstance(period, dict) or not isinstance(period.get("p1"), list) or not period["p1"]:
+        raise DataApiError(400, "InvalidParameter", 'period must be {"p1": [...]}')
+    for name, items in period.items():
+        if name not in ("p1", "p2") or not isinstance(items, list):
+            raise DataApiError(400, "InvalidParameter", f"unknown period {name}")
+        for item in items:
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind == "D":
+                if not DATE.match(str(item.get("start"))) or not DATE.match(str(item.get("end"))):
+                    raise DataApiError(400, "InvalidParameter", "dates are YYYY-MM-DD")
+                if str(item["start"]) > str(item["end"]):
+                    raise DataApiError(400, "InvalidParameter", "period start is after its end")
+            elif kind == "R":
+                if item.get("granularity") not in ("Y", "Q", "M", "W", "D"):
+                    raise DataApiError(400, "InvalidParameter", "unknown granularity")
+                if not isinstance(item.get("offset"), int):
+                    raise DataApiError(400, "InvalidParameter", "offset is an integer")
+            else:
+                raise DataApiError(400, "InvalidParameter", "period type is D or R")

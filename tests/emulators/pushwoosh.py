@@ -1,0 +1,823 @@
+"""A Pushwoosh emulator: legacy /json/1.3 methods, Audience API v2, statistics, tracking log.
+
+Faithful to the contract in docs/integrations/pushwoosh.md:
+
+- auth and token scope: Device API methods take ``Authorization: Token <device token>``
+  (or ``request.auth``), all other methods the server token in ``request.auth``; the wrong
+  token type is a 401, an application the token is not granted is a 403
+  ("Token restrictions forbid this operation"), both in the status envelope;
+- argument errors are HTTP 200 with ``status_code`` 210;
+- tags have types; a value that does not fit its tag's type is an argument error;
+  unknown tags on setTags are created with a type inferred from the JSON value;
+- ``bulkSetTags`` runs asynchronously: its status is ``Pending`` until polled
+  ``pending_polls`` times, then ``Completed`` with per-device results;
+- scheduled requests (getTrackingLog) answer a request id; ``getResults`` says "not
+  ready" (210) ``pending_polls`` times, then gives the result (a ZIP of CSV for the log);
+- filters are kept with their segmentation-language expression and evaluated on demand
+  (`members_of`);
+- faults (429 with Retry-After, 5xx, hangs) come from `VendorEmulator`.
+
+Usage::
+
+    emulator = PushwooshEmulator(application="ABCDE-12345", api_token="server-token")
+    server = emulator_server(emulator)          # server.url → base_url
+    emulator.tags_of("u1"), emulator.events_of("u1"), emulator.members_of("VIP (mParticle)")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import uuid
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connectord.testing import VendorEmulator
+from connectord.testing.emulator import json_response
+
+DEVICE_API_METHODS = frozenset(
+    {"registerDevice", "unregisterDevice", "setTags", "getTags", "registerUser", "postEvent"}
+)
+INTEGER, STRING, LIST, DATE, BOOLEAN, DECIMAL, VERSION = 1, 2, 3, 4, 5, 6, 7
+TYPE_NAMES = {
+    INTEGER: "Integer",
+    STRING: "String",
+    LIST: "List",
+    DATE: "Date",
+    BOOLEAN: "Boolean",
+    DECIMAL: "Decimal",
+    VERSION: "Version",
+}
+_DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?$")
+_VERSION_VALUE = re.compile(r"^\d{1,4}(\.\d{1,4}){0,3}$")
+TRACKING_HEADER = "timestamp;tracking_code;target_id;hwid;status;description"
+
+
+class ArgumentError(Exception):
+    """Answered as ``status_code`` 210."""
+
+
+class InternalError(Exception):
+    """Answered as HTTP 500 with ``status_code`` 500."""
+
+
+def envelope(status_code: int = 200, message: str = "OK", response: Any = None) -> dict:
+    return {"status_code": status_code, "status_message": message, "response": response}
+
+
+def code_for(*parts: Any) -> str:
+    """A Pushwoosh-style ``XXXXX-XXXXX`` code, stable for the same parts."""
+    digest = hashlib.sha1(orjson.dumps(parts)).hexdigest().upper()
+    return f"{digest[:5]}-{digest[5:10]}"
+
+
+class PushwooshEmulator(VendorEmulator):
+    """Emulates one Pushwoosh application and account."""
+
+    def __init__(
+        self,
+        application: str = "ABCDE-12345",
+        api_token: str = "server-token-for-tests",
+        device_token: str = "device-token-for-tests",
+        *,
+        pending_polls: int = 1,
+        require_known_events: bool = False,
+    ) -> None:
+        self.application = application
+        self.api_token = api_token
+        self.device_token = device_token
+        self.pending_polls = pending_polls
+        self.require_known_events = require_known_events
+        self.tag_types: dict[str, int] = {}
+        self.user_tags: dict[str, dict[str, Any]] = {}
+        self.device_tags: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.known_events: set[str] = set()
+        self.filters: dict[str, dict[str, Any]] = {}
+        self.bulk_jobs: dict[str, dict[str, Any]] = {}
+        self.scheduled: dict[str, dict[str, Any]] = {}
+        self.tracking: dict[str, list[dict[str, str]]] = {}
+        self.messages: list[dict[str, Any]] = []
+        self.files: dict[str, bytes] = {}
+        self.held_days: set[str] = set()
+        """Days whose tracking-log result stays "not ready" (a slow export)."""
+        self.unavailable_days: set[str] = set()
+        """Days whose getTrackingLog answers an internal error (HTTP 500)."""
+        super().__init__()
+
+    # --- routes -----------------------------------------------------------------------
+
+    def setup_routes(self, app: web.Application) -> None:
+        app.router.add_post("/json/1.3/{method}", self.legacy)
+        app.router.add_post("/api/v2/audience/bulkSetTags", self.bulk_set_tags)
+        app.router.add_get("/api/v2/audience/bulkSetTags/{request_id}", self.bulk_status)
+        app.router.add_post("/api/v2/messages:list", self.messages_list)
+        app.router.add_post("/integration-segment/v1/post-events", self.batch_events)
+        app.router.add_get("/static/{name}", self.static)
+
+    # --- setup and inspection helpers -------------------------------------------------
+
+    def define_events(self, *names: str) -> None:
+        """Events "created in the Control Panel" (checked with ``require_known_events``)."""
+        self.known_events.update(names)
+
+    def define_tag(self, name: str, tag_type: int) -> None:
+        self.tag_types[name] = int(tag_type)
+
+    def tags_of(self, user_id: str) -> dict[str, Any]:
+        """The tag values of a user (by user id), or of a device without a user (hwid)."""
+        if user_id in self.user_tags:
+            return dict(self.user_tags[user_id])
+        return dict(self.device_tags.get(user_id, {}))
+
+    def tag_type(self, name: str) -> int | None:
+        return self.tag_types.get(name)
+
+    def events_of(self, user_id: str) -> list[dict[str, Any]]:
+        """Events posted for a user id (or hwid), oldest first."""
+        return [e for e in self.events if user_id in (e.get("userId"), e.get("hwid"))]
+
+    def filter_names(self) -> list[str]:
+        return sorted(self.filters)
+
+    def members_of(self, filter_name: str) -> set[str]:
+        """User ids the filter's expression selects now."""
+        expression = parse_segment(self.filters[filter_name]["filter_expression"])
+        return {user for user, tags in self.user_tags.items() if expression(tags)}
+
+    def add_tracking(
+        self,
+        timestamp: datetime,
+        tracking_code: str,
+        target_id: str,
+        hwid: str,
+        status: str,
+        description: str = "",
+    ) -> None:
+        """A push tracking-log line (status: created, sent, delivered, opened)."""
+        moment = timestamp.astimezone(UTC)
+        self.tracking.setdefault(moment.date().isoformat(), []).append(
+            {
+                "timestamp": moment.strftime("%Y-%m-%d %H:%M:%S"),
+                "tracking_code": tracking_code,
+                "target_id": target_id,
+                "hwid": hwid,
+                "status": status,
+                "description": description,
+            }
+        )
+
+    def add_message(
+        self,
+        code: str,
+        send_date: datetime,
+        metrics: dict[int, dict[str, int]],
+        *,
+        campaign: str | None = None,
+        source: str = "API",
+        title: str = "",
+    ) -> dict[str, Any]:
+        """A sent message with per-platform metrics, as ``messages:list`` lists it."""
+        message = {
+            "id": len(self.messages) + 1,
+            "code": code,
+            "created_date": send_date.strftime("%Y-%m-%d %H:%M:%S"),
+            "send_date": send_date.strftime("%Y-%m-%d %H:%M:%S"),
+            "status": "DONE",
+            "platforms": sorted(metrics),
+            "source": source,
+            "campaign": campaign,
+            "push_info": {
+                "details": {"title": title, "campaign": campaign},
+                "metrics": [
+                    {
+                        "platform": platform,
+                        "sends": 0,
+                        "opens": 0,
+                        "deliveries": 0,
+                        "inbox_opens": 0,
+                        "unshowable_sends": 0,
+                        "errors": 0,
+                        **values,
+                    }
+                    for platform, values in sorted(metrics.items())
+                ],
+            },
+        }
+        self.messages.append(message)
+        return message
+
+    # --- legacy /json/1.3 -------------------------------------------------------------
+
+    async def legacy(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return json_response(envelope(400, "Malformed request string"), status=400)
+        fields = body.get("request") if isinstance(body, dict) else None
+        if not isinstance(fields, dict):
+            return json_response(envelope(210, 'Body must be {"request": {...}}'))
+        handler = getattr(self, f"m_{method}", None)
+        if handler is None:
+            return json_response(envelope(404, f"Method {method} not found"), status=404)
+        refused = self._authorize(method, request, fields)
+        if refused is not None:
+            return refused
+        try:
+            response = handler(fields, request)
+        except ArgumentError as err:
+            return json_response(envelope(210, str(err)))
+        except InternalError as err:
+            return json_response(envelope(500, str(err)), status=500)
+        return json_response(envelope(response=response))
+
+    def _authorize(
+        self, method: str, request: web.Request, fields: dict[str, Any]
+    ) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        token = value.strip() if scheme.lower() == "token" else None
+        token = token or fields.get("auth")
+        wanted, other = (
+            (self.device_token, self.api_token)
+            if method in DEVICE_API_METHODS
+            else (self.api_token, self.device_token)
+        )
+        if token != wanted:
+            message = (
+                "Unauthorized: this method takes a "
+                + ("Device" if method in DEVICE_API_METHODS else "Server")
+                + " API token"
+                if token == other
+                else "Unauthorized: invalid or missing API access token"
+            )
+            return json_response(envelope(401, message), status=401)
+        application = fields.get("application")
+        if application is not None and application != self.application:
+            return json_response(
+                envelope(403, "Token restrictions forbid this operation"), status=403
+            )
+        return None
+
+    def _require(self, fields: dict[str, Any], *names: str) -> None:
+        for name in names:
+            if fields.get(name) in (None, ""):
+                raise ArgumentError(f"{name} is required")
+
+    def _target(self, fields: dict[str, Any]) -> tuple[str | None, str | None]:
+        user_id, hwid = fields.get("userId"), fields.get("hwid")
+        if not user_id and not hwid:
+            raise ArgumentError("hwid or userId is required")
+        return (str(user_id) if user_id else None), (str(hwid) if hwid else None)
+
+    def m_registerDevice(self, fields: dict[str, Any], request: web.Request) -> None:
+        self._require(fields, "application", "hwid", "device_type")
+        if not isinstance(fields["device_type"], int):
+            raise ArgumentError("device_type must be an integer")
+        hwid = str(fields["hwid"])
+        device = self.devices.setdefault(hwid, {})
+        device.update({k: v for k, v in fields.items() if k not in ("auth", "tags")})
+        if fields.get("userId"):
+            device["userId"] = str(fields["userId"])
+            self.user_tags.setdefault(device["userId"], {})
+        if isinstance(fields.get("tags"), dict):
+            self._apply_tags(self._tag_bucket(device.get("userId"), hwid), fields["tags"])
+
+    def m_registerUser(self, fields: dict[str, Any], request: web.Request) -> None:
+        self._require(fields, "application", "hwid")
+        hwid = str(fields["hwid"])
+        user_id = str(fields.get("userId") or hwid)
+        device = self.devices.setdefault(hwid, {"hwid": hwid})
+        device["userId"] = user_id
+        if "device_type" in fields:
+            device["device_type"] = fields["device_type"]
+        self.user_tags.setdefault(user_id, {}).update(self.device_tags.pop(hwid, {}))
+
+    def m_unregisterDevice(self, fields: dict[str, Any], request: web.Request) -> None:
+        self._require(fields, "application", "hwid")
+        self.devices.pop(str(fields["hwid"]), None)
+
+    def m_setTags(self, fields: dict[str, Any], request: web.Request) -> None:
+        self._require(fields, "application")
+        user_id, hwid = self._target(fields)
+        tags = fields.get("tags")
+        if not isinstance(tags, dict) or not tags:
+            raise ArgumentError("tags must be a non-empty object")
+        self._apply_tags(self._tag_bucket(user_id, hwid), tags)
+
+    def m_getTags(self, fields: dict[str, Any], request: web.Request) -> dict:
+        self._require(fields, "application")
+        user_id, hwid = self._target(fields)
+        return {"result": dict(self._tag_bucket(user_id, hwid))}
+
+    def m_postEvent(self, fields: dict[str, Any], request: web.Request) -> dict:
+        self._require(fields, "application", "event")
+        user_id, hwid = self._target(fields)
+        if "attributes" not in fields or not isinstance(fields["attributes"], dict):
+            raise ArgumentError("attributes is required (send {} when there are none)")
+        event = str(fields["event"])
+        if self.require_known_events and event not in self.known_events:
+            raise ArgumentError(f"Event {event} not found")
+        for key in ("timestampUTC", "timestampCurrent"):
+            if key in fields and not isinstance(fields[key], int):
+                raise ArgumentError(f"{key} must be an integer (unix seconds)")
+        if hwid and not user_id:
+            user_id = self.devices.get(hwid, {}).get("userId")
+        self.events.append(
+            {
+                "event": event,
+                "userId": user_id,
+                "hwid": hwid,
+                "attributes": fields["attributes"],
+                "timestampUTC": fields.get("timestampUTC"),
+                "device_type": fields.get("device_type"),
+                "via": "postEvent",
+            }
+        )
+        return {"code": code_for("event", self.application, event)}
+
+    def m_addTag(self, fields: dict[str, Any], request: web.Request) -> dict:
+        tag = fields.get("tag")
+        if not isinstance(tag, dict) or not tag.get("name"):
+            raise ArgumentError("tag.name is required")
+        if tag.get("type") not in TYPE_NAMES:
+            raise ArgumentError(f"tag.type must be one of {sorted(TYPE_NAMES)}")
+        if tag["name"] in self.tag_types:
+            raise ArgumentError(f"Tag {tag['name']} already exists")
+        self.tag_types[str(tag["name"])] = int(tag["type"])
+        return {"result": True}
+
+    def m_deleteTag(self, fields: dict[str, Any], request: web.Request) -> dict:
+        name = (fields.get("tag") or {}).get("name")
+        if name not in self.tag_types:
+            raise ArgumentError(f"Tag {name} not found")
+        del self.tag_types[name]
+        return {"result": True}
+
+    def m_listTags(self, fields: dict[str, Any], request: web.Request) -> dict:
+        return {
+            "tags": [
+                {"name": name, "type": kind, "isApplicationSpecific": False}
+                for name, kind in sorted(self.tag_types.items())
+            ]
+        }
+
+    def m_createFilter(self, fields: dict[str, Any], request: web.Request) -> dict:
+        self._require(fields, "name", "filter_expression")
+        name = str(fields["name"])
+        if name in self.filters:
+            raise ArgumentError(f"Filter with name {name} already exists")
+        try:
+            parse_segment(str(fields["filter_expression"]))
+        except ValueError as err:
+            raise ArgumentError(f"Invalid filter_expression: {err}") from None
+        self.filters[name] = {
+            "code": code_for("filter", name),
+            "name": name,
+            "filter_expression": str(fields["filter_expression"]),
+            "expiration_date": fields.get("expiration_date"),
+            "application": fields.get("application"),
+        }
+        return {"name": name}
+
+    def m_listFilters(self, fields: dict[str, Any], request: web.Request) -> dict:
+        return {"filters": [dict(f) for f in self.filters.values()]}
+
+    def m_deleteFilter(self, fields: dict[str, Any], request: web.Request) -> None:
+        if self.filters.pop(str(fields.get("name")), None) is None:
+            raise ArgumentError("Filter not found")
+
+    def m_getTrackingLog(self, fields: dict[str, Any], request: web.Request) -> dict:
+        self._require(fields, "date")
+        try:
+            day = date.fromisoformat(str(fields["date"]))
+        except ValueError:
+            raise ArgumentError("date must be YYYY-MM-DD") from None
+        today = datetime.now(UTC).date()
+        if day > today or day < today - timedelta(days=14):
+            raise ArgumentError("The tracking log covers the last 14 days only")
+        if day.isoformat() in self.unavailable_days:
+            raise InternalError("Internal error, try again later")
+        request_id = uuid.uuid4().hex
+        rows = list(self.tracking.get(day.isoformat(), []))
+        self.scheduled[request_id] = {"polls": 0, "day": day.isoformat(), "rows": rows}
+        return {"request_id": request_id}
+
+    def m_getResults(self, fields: dict[str, Any], request: web.Request) -> Any:
+        self._require(fields, "request_id")
+        job = self.scheduled.get(str(fields["request_id"]))
+        if job is None:
+            raise ArgumentError("Request not found")
+        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
+            job["polls"] += 1
+            raise ArgumentError("Request is not ready yet, try again later")
+        name = f"{fields['request_id']}.zip"
+        if name not in self.files:
+            self.files[name] = tracking_zip(job["rows"])
+        return {"fileName": f"{request.scheme}://{request.host}/static/{name}"}
+
+    # --- tag storage --------------------------------------------------------------------
+
+    def _tag_bucket(self, user_id: str | None, hwid: str | None) -> dict[str, Any]:
+        if not user_id and hwid:
+            user_id = self.devices.get(hwid, {}).get("userId")
+        if user_id:
+            return self.user_tags.setdefault(user_id, {})
+        assert hwid is not None
+        return self.device_tags.setdefault(hwid, {})
+
+    def _apply_tags(
+        self,
+        bucket: dict[str, Any],
+        tags: dict[str, Any],
+        *,
+        operator: str = "set",
+        create_missing: bool = True,
+    ) -> None:
+        """Validate every tag first (all or nothing), then write."""
+        writes: dict[str, Any] = {}
+        for name, value in tags.items():
+            kind = self.tag_types.get(name)
+            if value is None:
+                writes[name] = None
+                continue
+            if isinstance(value, dict) and value.get("operation") in ("append", "remove"):
+                # the SDKs' list edits on setTags: {"operation": "append", "value": [...]}
+                self._apply_tags(bucket, {name: value.get("value")}, operator=value["operation"])
+                continue
+            if kind is None:
+                if not create_missing:
+                    raise ArgumentError(f"Tag {name} not found")
+                kind = inferred_type(value)
+            check_value(name, kind, value)
+            if operator != "set" and kind != LIST:
+                raise ArgumentError(f"list_operator {operator} needs a List tag; {name} is not")
+            writes[name] = (kind, value)
+        for name, write in writes.items():
+            if write is None:
+                bucket.pop(name, None)
+                continue
+            kind, value = write
+            self.tag_types.setdefault(name, kind)
+            if operator == "append":
+                current = list(bucket.get(name) or [])
+                bucket[name] = current + [v for v in value if v not in current]
+            elif operator == "remove":
+                bucket[name] = [v for v in bucket.get(name) or [] if v not in value]
+            else:
+                bucket[name] = value
+
+    # --- Audience API v2 --------------------------------------------------------------
+
+    async def bulk_set_tags(self, request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return json_response({"message": "invalid request"}, status=400)
+        if not isinstance(body, dict):
+            return json_response({"message": "invalid request"}, status=400)
+        if body.get("auth") != self.api_token:
+            return json_response({"message": "unauthorized"}, status=401)
+        if body.get("application") != self.application:
+            return json_response({"message": "forbidden"}, status=403)
+        devices = body.get("devices")
+        if not isinstance(devices, list) or not devices:
+            return json_response({"message": "invalid request"}, status=400)
+        for device in devices:
+            if not isinstance(device, dict) or not any(
+                device.get(k) for k in ("hwid", "user_id", "push_token")
+            ):
+                return json_response({"message": "invalid request"}, status=400)
+            if device.get("list_operator", "set") not in ("set", "append", "remove"):
+                return json_response({"message": "invalid request"}, status=400)
+            if not isinstance(device.get("tags"), dict):
+                return json_response({"message": "invalid request"}, status=400)
+        request_id = uuid.uuid4().hex
+        self.bulk_jobs[request_id] = {
+            "devices": devices,
+            "create_missing_tags": bool(body.get("create_missing_tags")),
+            "polls": 0,
+            "results": None,
+        }
+        return json_response({"request_id": request_id, "status": "Pending"})
+
+    async def bulk_status(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        if header != f"Token {self.api_token}":
+            return json_response({"message": "unauthorized"}, status=401)
+        request_id = request.match_info["request_id"]
+        job = self.bulk_jobs.get(request_id)
+        if job is None:
+            return json_response({"message": "not found"}, status=404)
+        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
+            job["polls"] += 1
+            state = "Pending" if job["polls"] == 1 else "Processing"
+            return json_response({"request_id": request_id, "status": state, "progress": 0})
+        if job["results"] is None:
+            job["results"] = [
+                self._bulk_device(d, job["create_missing_tags"]) for d in job["devices"]
+            ]
+        answer: dict[str, Any] = {"request_id": request_id, "status": "Completed", "progress": 100}
+        if request.query.get("detailed", "false").lower() == "true":
+            answer["devices"] = job["results"]
+        return json_response(answer)
+
+    def _bulk_device(self, device: dict[str, Any], create_missing: bool) -> dict[str, Any]:
+        ids = {k: device[k] for k in ("hwid", "user_id", "push_token") if device.get(k)}
+        user_id = device.get("user_id")
+        hwid = device.get("hwid")
+        try:
+            bucket = self._tag_bucket(str(user_id) if user_id else None, hwid)
+            self._apply_tags(
+                bucket,
+                device["tags"],
+                operator=device.get("list_operator", "set"),
+                create_missing=create_missing,
+            )
+        except (ArgumentError, AssertionError) as err:
+            return {**ids, "status": "failed", "error": str(err) or "unknown device"}
+        return {**ids, "status": "ok"}
+
+    # --- statistics v2 ----------------------------------------------------------------
+
+    async def messages_list(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") != f"Token {self.api_token}":
+            return json_response({"message": "unauthorized"}, status=401)
+        try:
+            body = orjson.loads(await request.read())
+            query = body["request"]
+            page = int(query.get("page", 1))
+            per_page = int(query.get("per_page", 100))
+            filters = query.get("filters") or {}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return json_response({"message": "invalid request"}, status=400)
+        if not 1 <= per_page <= 1000 or page < 1:
+            return json_response({"message": "per_page must be 1..1000, page >= 1"}, status=400)
+        application = filters.get("application")
+        if application is not None and application != self.application:
+            return json_response({"message": "forbidden"}, status=403)
+        span = filters.get("date_range") or {}
+        low, high = span.get("date_from", "0000-00-00"), span.get("date_to", "9999-99-99")
+        matching = [m for m in self.messages if low <= m["send_date"][:10] <= high]
+        with_metrics = bool((query.get("params") or {}).get("with_metrics"))
+        items = []
+        for message in matching[(page - 1) * per_page : page * per_page]:
+            item = {k: v for k, v in message.items() if k != "push_info"}
+            item["push_info"] = {"details": message["push_info"]["details"]}
+            if with_metrics:
+                item["push_info"]["metrics"] = message["push_info"]["metrics"]
+            items.append(item)
+        return json_response({"total": len(matching), "items": items})
+
+    # --- batch events (server-integration service) ------------------------------------
+
+    async def batch_events(self, request: web.Request) -> web.Response:
+        if (
+            request.headers.get("Authorization", "") != f"Token {self.api_token}"
+            or request.headers.get("X-PW-Appcode") != self.application
+        ):
+            return json_response({"message": "unauthorized"}, status=401)
+
+        def failure(message: str) -> web.Response:
+            return json_response(
+                {"action": "post event", "status": "failure", "error": {"message": message}},
+                status=400,
+            )
+
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as err:
+            return failure(f"cannot decode body: {err}")
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or not events:
+            return failure("events must be a non-empty array")
+        if len(events) > 100:
+            return failure("at most 100 events per request")
+        for event in events:
+            if not isinstance(event, dict) or not event.get("name") or not event.get("user_id"):
+                return failure("every event needs name and user_id")
+            if event.get("app_code") != self.application:
+                return failure("app_code does not match")
+            if self.require_known_events and event["name"] not in self.known_events:
+                return failure(f"event {event['name']} not found")
+        for event in events:
+            self.events.append(
+                {
+                    "event": event["name"],
+                    "userId": event["user_id"],
+                    "hwid": event.get("device_id"),
+                    "attributes": event.get("attributes") or {},
+                    "timestamp": event.get("timestamp"),
+                    "device_platform": event.get("device_platform"),
+                    "via": "batch",
+                }
+            )
+        return json_response({"status": "success"})
+
+    async def static(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=data, content_type="application/zip")
+
+
+# --- tag values ---------------------------------------------------------------------------
+
+
+def inferred_type(value: Any) -> int:
+    """The type Pushwoosh gives a tag it creates on the fly from a JSON value."""
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, float):
+        return DECIMAL
+    if isinstance(value, list):
+        return LIST
+    return STRING
+
+
+def check_value(name: str, kind: int, value: Any) -> None:
+    ok = {
+        INTEGER: isinstance(value, int) and not isinstance(value, bool),
+        STRING: isinstance(value, str),
+        LIST: isinstance(value, list) and all(isinstance(v, str) for v in value),
+        DATE: (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, str) and bool(_DATE_VALUE.match(value))),
+        BOOLEAN: isinstance(value, bool),
+        DECIMAL: isinstance(value, (int, float)) and not isinstance(value, bool),
+        VERSION: isinstance(value, str) and bool(_VERSION_VALUE.match(value)),
+    }[kind]
+    if not ok:
+        raise ArgumentError(
+            f"Tag {name} has type {TYPE_NAMES[kind]}; value {orjson.dumps(value).decode()} "
+            "does not match"
+        )
+
+
+def tracking_zip(rows: list[dict[str, str]]) -> bytes:
+    """A tracking-log ZIP: one ``;``-separated CSV with the documented columns."""
+    lines = [TRACKING_HEADER]
+    columns = TRACKING_HEADER.split(";")
+    lines += [";".join(row.get(c, "") for c in columns) for row in rows]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tracking_log.csv", "\n".join(lines) + "\n")
+    return buffer.getvalue()
+
+
+# --- segmentation language ------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<punct>[()\[\],*+\\])
+    )""",
+    re.VERBOSE,
+)
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise ValueError(f"unexpected input at {position}: {text[position : position + 10]!r}")
+        position = match.end()
+        kind = match.lastgroup
+        raw = match.group(kind)
+        if kind == "string" or kind == "number":
+            out.append(("value", orjson.loads(raw)))
+        else:
+            out.append((kind, raw))
+    return out
+
+
+class _Parser:
+    """expr := term (('+' | '\\') term)* ; term := factor ('*' factor)* ;
+    factor := T(tag, op, value) | A(app) | '(' expr ')'."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.position = 0
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self, kind: str, raw: Any = None) -> Any:
+        token = self.peek()
+        if token is None or token[0] != kind or (raw is not None and token[1] != raw):
+            raise ValueError(f"expected {raw or kind} at token {self.position}, found {token}")
+        self.position += 1
+        return token[1]
+
+    def parse(self) -> Any:
+        expression = self.expr()
+        if self.peek() is not None:
+            raise ValueError(f"unexpected {self.peek()} after the expression")
+        return expression
+
+    def expr(self) -> Any:
+        left = self.term()
+        while (token := self.peek()) in (("punct", "+"), ("punct", "\\")):
+            assert token is not None
+            self.position += 1
+            right = self.term()
+            if token[1] == "+":
+                left = (lambda a, b: lambda tags: a(tags) or b(tags))(left, right)
+            else:
+                left = (lambda a, b: lambda tags: a(tags) and not b(tags))(left, right)
+        return left
+
+    def term(self) -> Any:
+        left = self.factor()
+        while self.peek() == ("punct", "*"):
+            self.position += 1
+            right = self.factor()
+            left = (lambda a, b: lambda tags: a(tags) and b(tags))(left, right)
+        return left
+
+    def factor(self) -> Any:
+        token = self.peek()
+        if token == ("punct", "("):
+            self.position += 1
+            inner = self.expr()
+            self.take("punct", ")")
+            return inner
+        name = self.take("name")
+        self.take("punct", "(")
+        if name == "A":
+            self.take("value")
+            self.take("punct", ")")
+            return lambda tags: True
+        if name != "T":
+            raise ValueError(f"unsupported condition {name}()")
+        tag = self.take("value")
+        self.take("punct", ",")
+        operator = self.take("name").lower()
+        self.take("punct", ",")
+        value = self.value()
+        self.take("punct", ")")
+        return condition(str(tag), operator, value)
+
+    def value(self) -> Any:
+        if self.peek() == ("punct", "["):
+            self.position += 1
+            items = []
+            while self.peek() != ("punct", "]"):
+                items.append(self.take("value"))
+                if self.peek() == ("punct", ","):
+                    self.position += 1
+            self.take("punct", "]")
+            return items
+        return self.take("value")
+
+
+def condition(tag: str, operator: str, value: Any) -> Any:
+    values = value if isinstance(value, list) else [value]
+
+    def matches(tags: dict[str, Any]) -> bool:
+        current = tags.get(tag)
+        if operator == "any":
+            return current not in (None, [], "")
+        if current is None:
+            return operator in ("noteq", "notin")
+        held = current if isinstance(current, list) else [current]
+        if operator in ("eq", "e"):
+            return any(v in held for v in values)
+        if operator == "noteq":
+            return not any(v in held for v in values)
+        if operator == "in":
+            return any(v in held for v in values)
+        if operator == "notin":
+            return not any(v in held for v in values)
+        try:
+            if operator == "gte":
+                return current >= values[0]
+            if operator == "lte":
+                return current <= values[0]
+            if operator == "between":
+                return values[0] <= current <= values[1]
+        except TypeError:
+            return False
+        raise ValueError(f"unsupported operator {operator}")
+
+    if operator not in ("any", "eq", "e", "noteq", "in", "notin", "gte", "lte", "between"):
+        raise ValueError(f"unsupported operator {operator}")
+    return matches
+
+
+def parse_segment(text: str) -> Any:
+    """Compile a segmentation-language expression to ``tags -> bool``."""
+    return _Parser(text).parse()

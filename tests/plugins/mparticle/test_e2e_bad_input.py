@@ -1,0 +1,146 @@
+"""Bad input in each of mParticle's formats at the real daemon: a clear 4xx in
+mParticle's error body, and every valid neighbour still delivered."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.emulators.sink import SinkEmulator
+
+from .conftest import (
+    FIREHOSE_SECRET,
+    custom_event,
+    events_batch,
+    firehose_events,
+    membership_change,
+    profile,
+)
+from .conftest import audience as audience_entry
+
+pytestmark = pytest.mark.e2e
+
+ENV = {
+    "MP_API_KEY": "e2e-key",
+    "MP_API_SECRET": "e2e-secret",
+    "MP_FIREHOSE_SECRET": FIREHOSE_SECRET,
+    "MP_WEBHOOK_AUTH": "Bearer e2e-webhook",
+}
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"e2e-key:e2e-secret").decode()}
+
+
+def config(sink_url: str) -> str:
+    return f"""
+[connectors.mp]
+mapping = [{{ type = "mparticle.to_pushwoosh" }}]
+destination = {{ type = "webhook", url = "{sink_url}/hook" }}
+delivery = {{ batch_size = 50 }}
+
+[connectors.mp.source]
+type = "mparticle.http"
+api_key = "${{MP_API_KEY}}"
+api_secret = "${{MP_API_SECRET}}"
+firehose_secret = "${{MP_FIREHOSE_SECRET}}"
+webhook_authorization = "${{MP_WEBHOOK_AUTH}}"
+"""
+
+
+@pytest.fixture
+def setup(connectord_daemon, emulator_server):
+    sink = SinkEmulator()
+    server = emulator_server(sink)
+    daemon = connectord_daemon(config(server.url), env=ENV)
+    return daemon, sink
+
+
+def delivered(sink, key="event"):
+    return sorted(r.get(key) for r in sink.received if r.get(key))
+
+
+def test_events_api_bad_event_and_bad_batch(setup):
+    daemon, sink = setup
+    batch = events_batch()
+    batch["events"].append({"event_type": "custom_event", "data": {"event_name": "no type"}})
+    batch["events"].append(custom_event("after"))
+    status, body = daemon.post("/ingest/mp/v2/events", batch, BASIC)
+    assert status == 400
+    assert body["errors"] == [
+        {
+            "code": "BAD_REQUEST",
+            "message": 'batch, event 2 (custom_event "no type"): Required event field '
+            '"custom_event_type" is missing or empty.',
+        }
+    ]
+    second = events_batch(user_identities={"customer_id": "u-2"}, source_request_id="r-2")
+    status, body = daemon.post("/ingest/mp/v2/bulkevents", [{"environment": "qa"}, second], BASIC)
+    assert status == 400
+    assert body["errors"][0]["message"].startswith('batch 0: "environment" must be')
+    daemon.wait_for(lambda: len(sink.received) == 7, message="7 records at the sink")
+    assert delivered(sink) == ["after", "click", "click"]
+    assert delivered(sink, "name") == ["Checkout", "Checkout"]
+    identify = next(r for r in sink.received if r["type"] == "identify")
+    assert identify["traits"] == {"First Name": "Jane", "Age": 31, "plan": "gold"}
+
+
+def test_events_api_auth_and_size(setup):
+    daemon, sink = setup
+    status, body = daemon.post("/ingest/mp/v2/events", events_batch())
+    assert (status, body["errors"][0]["code"]) == (401, "UNAUTHORIZED")
+    bad = {"Authorization": "Basic " + base64.b64encode(b"e2e-key:nope").decode()}
+    status, body = daemon.post("/ingest/mp/v2/events", events_batch(), bad)
+    assert (status, body["errors"][0]["code"]) == (403, "FORBIDDEN")
+    huge = events_batch(events=[custom_event(custom_attributes={"k": "x" * 4000})] * 70)
+    status, body = daemon.post("/ingest/mp/v2/events", huge, BASIC)
+    assert (status, body["errors"][0]["code"]) == (413, "REQUEST_TOO_LARGE")
+    status, body = daemon.post("/ingest/mp/v2/events", b"{nope", BASIC)
+    assert (status, body["errors"][0]["code"]) == (400, "BAD_REQUEST")
+    status, _ = daemon.post("/ingest/mp/v2/events", events_batch(), BASIC)
+    assert status == 202
+    daemon.wait_for(lambda: len(sink.received) == 3, message="the good batch")
+    assert daemon.health()["status"] == "ok"
+
+
+def test_firehose_bad_event_and_bad_profile(setup):
+    daemon, sink = setup
+    message = firehose_events()
+    message["events"].append({"type": "screen_view", "id": "s-1", "timestamp_ms": 1})
+    status, body = daemon.post("/ingest/mp/firehose", message)
+    assert status == 400
+    assert body["accepted"] == 2
+    assert body["errors"][0]["message"] == (
+        'event 1 (screen_view): Required event field "screen_name" is missing or empty.'
+    )
+    change = membership_change(
+        [
+            profile("u-1", "1", audience_entry("add")),
+            {"mpid": "2", "audiences": "all of them"},
+        ]
+    )
+    status, body = daemon.post("/ingest/mp/firehose", change)
+    assert status == 400
+    assert body["errors"][0]["message"].startswith("user_profiles[1]:")
+    status, body = daemon.post(
+        "/ingest/mp/firehose", {**firehose_events(), "account": {"account_settings": {}}}
+    )
+    assert (status, body["errors"][0]["code"]) == (401, "UNAUTHORIZED")
+    daemon.wait_for(lambda: len(sink.received) == 3, message="3 records at the sink")
+    assert sorted(r["type"] for r in sink.received) == ["audience", "identify", "track"]
+
+
+def test_webhook_bad_batch_next_to_good_one(setup):
+    daemon, sink = setup
+    good = events_batch(user_identities=[{"identity_type": "customer_id", "identity": "w-1"}])
+    status, body = daemon.post(
+        "/ingest/mp/webhook",
+        [good, {"user_identities": "me"}],
+        {"Authorization": "Bearer e2e-webhook"},
+    )
+    assert status == 400
+    assert body["errors"][0]["message"] == (
+        'batch 1: "user_identities" must be an array; found a string'
+    )
+    status, _ = daemon.post("/ingest/mp/webhook", good, {"Authorization": "Bearer wrong"})
+    assert status == 403
+    daemon.wait_for(lambda: len(sink.received) == 3, message="the good batch")
+    assert {r["userId"] for r in sink.received} == {"w-1"}
