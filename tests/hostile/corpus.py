@@ -46,7 +46,9 @@ def nested(depth: int, leaf: bytes = b"1") -> bytes:
     return b'{"a":' * depth + leaf + b"}" * depth
 
 
-ODD_BUT_VALID = frozenset({"2^64 integer", "lone surrogate escape", "NUL inside JSON"})
+ODD_BUT_VALID = frozenset(
+    {"2^64 integer", "lone surrogate escape", "NUL inside JSON", "empty array"}
+)
 """Valid JSON: refusing them is as fine as accepting and delivering them."""
 
 

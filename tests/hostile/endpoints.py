@@ -30,7 +30,7 @@ def json_message(body: bytes) -> str | None:
         text = body.decode(errors="replace").strip()
         return text or None
     if isinstance(data, dict):
-        for key in ("message", "error_description", "errors", "error"):
+        for key in ("message", "status_message", "error_description", "errors", "error"):
             if data.get(key):
                 return str(data[key])
     return None
@@ -68,8 +68,16 @@ class PushEndpoint:
     refuses_wrong_content_type: bool = True
     delivered_id: Callable[[dict[str, Any]], str] = field(default=lambda r: str(r.get("messageId")))
 
+    ids_per_request: int = 3
+    """How many records a valid request carries (1 for single-call APIs)."""
+    upstream: Callable[[], Any] | None = None
+    """A vendor emulator the source forwards to; ``{upstream}`` in `source` is its URL."""
+
     def url(self) -> str:
         return f"/ingest/{self.name}/{self.path}"
+
+    def source_table(self, upstream_url: str | None = None) -> str:
+        return self.source.replace("{upstream}", upstream_url or "http://127.0.0.1:9")
 
     def valid(self, ids: list[str], **properties: Any) -> tuple[bytes, Headers]:
         body = orjson.dumps(self.payload(ids, properties))
@@ -158,5 +166,155 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-ENDPOINTS: list[PushEndpoint] = [WEBHOOK, WEBHOOK_HMAC]
+def _tagged_id(record: dict[str, Any]) -> str:
+    """Vendor sources derive their own messageIds: find ours in the properties."""
+    properties = record.get("properties")
+    if isinstance(properties, dict) and "hostile_id" in properties:
+        return str(properties["hostile_id"])
+    return str(record.get("messageId"))
+
+
+# --- segment.http --------------------------------------------------------------------------------
+
+SEGMENT_WRITE_KEY = "SEGWK-hostile-4e1f0b7d92"
+
+
+def _segment_bad_auth(body: bytes) -> list[tuple[str, Headers]]:
+    return [
+        ("no credentials", {}),
+        ("wrong write key", {"Authorization": "Basic " + _b64("SEGWK-hostile-000000000:")}),
+        ("write key as password", {"Authorization": "Basic " + _b64(f":{SEGMENT_WRITE_KEY}")}),
+        ("bearer write key", {"Authorization": f"Bearer {SEGMENT_WRITE_KEY}"}),
+        ("garbled basic", {"Authorization": "Basic %%%not-base64%%%"}),
+        (
+            "basic of invalid UTF-8",
+            {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:").decode()},
+        ),
+        ("empty basic", {"Authorization": "Basic "}),
+        ("write key prefix", {"Authorization": "Basic " + _b64(f"{SEGMENT_WRITE_KEY[:-2]}:")}),
+    ]
+
+
+SEGMENT = PushEndpoint(
+    name="segment",
+    source=f'{{ type = "segment.http", write_key = "{SEGMENT_WRITE_KEY}" }}',
+    path="v1/batch",
+    payload=lambda ids, extra: {
+        "batch": [record(i, **extra) for i in ids],
+        "context": {"library": {"name": "analytics-python", "version": "2.3"}},
+        "sentAt": "2026-11-23T10:00:00.000Z",
+    },
+    authenticate=lambda body: {"Authorization": "Basic " + _b64(f"{SEGMENT_WRITE_KEY}:")},
+    bad_auth=_segment_bad_auth,
+    secrets=(SEGMENT_WRITE_KEY,),
+    max_body_bytes=500 * 1024,
+    refuses_wrong_content_type=False,  # Segment's API reads the body whatever the type
+)
+
+# --- mparticle.http (Events API) ----------------------------------------------------
+
+MPARTICLE_KEY = "mpkey-hostile-8c2d5a"
+MPARTICLE_SECRET = "mpsecret-hostile-b71e09f3"
+
+
+def _mparticle_events(ids: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "environment": "production",
+        "user_identities": {"customer_id": "hostile-user"},
+        "events": [
+            {
+                "event_type": "custom_event",
+                "data": {
+                    "event_name": "Hostile Tested",
+                    "custom_event_type": "other",
+                    "source_message_id": i,
+                    "custom_attributes": {"hostile_id": i, **extra},
+                },
+            }
+            for i in ids
+        ],
+    }
+
+
+def _mparticle_bad_auth(body: bytes) -> list[tuple[str, Headers]]:
+    return [
+        ("no credentials", {}),
+        ("wrong secret", {"Authorization": "Basic " + _b64(f"{MPARTICLE_KEY}:nope")}),
+        ("wrong key", {"Authorization": "Basic " + _b64(f"nope:{MPARTICLE_SECRET}")}),
+        ("key only", {"Authorization": "Basic " + _b64(MPARTICLE_KEY)}),
+        ("swapped", {"Authorization": "Basic " + _b64(f"{MPARTICLE_SECRET}:{MPARTICLE_KEY}")}),
+        ("bearer secret", {"Authorization": f"Bearer {MPARTICLE_SECRET}"}),
+        ("garbled basic", {"Authorization": "Basic !!!"}),
+    ]
+
+
+MPARTICLE = PushEndpoint(
+    name="mparticle",
+    source=f'{{ type = "mparticle.http", api_key = "{MPARTICLE_KEY}", '
+    f'api_secret = "{MPARTICLE_SECRET}" }}',
+    path="v2/events",
+    payload=_mparticle_events,
+    authenticate=lambda body: {
+        "Authorization": "Basic " + _b64(f"{MPARTICLE_KEY}:{MPARTICLE_SECRET}")
+    },
+    bad_auth=_mparticle_bad_auth,
+    secrets=(MPARTICLE_KEY, MPARTICLE_SECRET),
+    max_body_bytes=256 * 1024,
+    delivered_id=_tagged_id,
+)
+
+# --- pushwoosh.relay (postEvent) ----------------------------------------------------
+
+PUSHWOOSH_APP = "HSTLE-12345"
+PUSHWOOSH_DEVICE_TOKEN = "pwdev-hostile-5f3c81a2e0"
+PUSHWOOSH_API_TOKEN = "pwapi-hostile-0d9e4b7c61"
+
+
+def _pushwoosh_upstream() -> Any:
+    from tests.emulators.pushwoosh import PushwooshEmulator
+
+    return PushwooshEmulator(
+        application=PUSHWOOSH_APP,
+        api_token=PUSHWOOSH_API_TOKEN,
+        device_token=PUSHWOOSH_DEVICE_TOKEN,
+    )
+
+
+def _pushwoosh_bad_auth(body: bytes) -> list[tuple[str, Headers]]:
+    return [
+        ("no credentials", {}),
+        ("wrong device token", {"Authorization": "Token pwdev-hostile-000000000"}),
+        ("empty token", {"Authorization": "Token "}),
+        ("bearer token", {"Authorization": f"Bearer {PUSHWOOSH_DEVICE_TOKEN}x"}),
+        ("token prefix", {"Authorization": f"Token {PUSHWOOSH_DEVICE_TOKEN[:-1]}"}),
+    ]
+
+
+PUSHWOOSH_RELAY = PushEndpoint(
+    name="pushwoosh-relay",
+    source=f'{{ type = "pushwoosh.relay", application = "{PUSHWOOSH_APP}", '
+    f'device_token = "{PUSHWOOSH_DEVICE_TOKEN}", api_token = "{PUSHWOOSH_API_TOKEN}", '
+    'base_url = "{upstream}", max_body_bytes = 65536 }',
+    path="json/1.3/postEvent",
+    payload=lambda ids, extra: {
+        "request": {
+            "application": PUSHWOOSH_APP,
+            "hwid": f"hwid-{ids[0]}",
+            "userId": f"user-{ids[0]}",
+            "event": "Hostile Tested",
+            "attributes": {"hostile_id": ids[0], **extra},
+        }
+    },
+    authenticate=lambda body: {"Authorization": f"Token {PUSHWOOSH_DEVICE_TOKEN}"},
+    bad_auth=_pushwoosh_bad_auth,
+    secrets=(PUSHWOOSH_DEVICE_TOKEN, PUSHWOOSH_API_TOKEN),
+    max_body_bytes=65536,
+    refuses_wrong_content_type=False,  # Pushwoosh SDKs send text/plain bodies too
+    delivered_id=_tagged_id,
+    ids_per_request=1,
+    upstream=_pushwoosh_upstream,
+)
+
+
+ENDPOINTS: list[PushEndpoint] = [WEBHOOK, WEBHOOK_HMAC, SEGMENT, MPARTICLE, PUSHWOOSH_RELAY]
 """Every push endpoint under test; `test_every_push_source_is_covered` keeps it complete."""

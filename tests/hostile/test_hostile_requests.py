@@ -34,12 +34,21 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory, sink):
+def upstreams():
+    """The vendor emulators that forwarding sources talk to, by endpoint name."""
+    servers = {e.name: e.upstream().serve().start() for e in ENDPOINTS if e.upstream}
+    yield {name: server.url for name, server in servers.items()}
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, sink, upstreams):
     _, server = sink
     connectors = "\n".join(
         f"""
 [connectors.{e.name}]
-source = {e.source}
+source = {e.source_table(upstreams.get(e.name))}
 destination = {{ type = "webhook", url = "{server.url}/hook" }}
 delivery = {{ retry_initial = 0.1, retry_max = 0.5 }}
 """
@@ -100,12 +109,12 @@ def test_bad_requests_get_4xx_and_valid_neighbours_are_delivered(endpoint, daemo
         if (problem := judge(endpoint, case, status, body)) is not None:
             problems.append(f"{case.name}: {problem}")
         if index % 10 == 0:  # a valid neighbour every ten bad requests
-            ids = [f"{endpoint.name}-ok-{index}-{k}" for k in range(3)]
+            ids = [f"{endpoint.name}-ok-{index}-{k}" for k in range(endpoint.ids_per_request)]
             body, headers = endpoint.valid(ids)
             status, answer = send(daemon, endpoint, Case("valid", body, headers))
             assert 200 <= status < 300, f"valid request refused: {status} {answer[:300]!r}"
             valid_ids += ids
-    poison = [f"{endpoint.name}-poison-{k}" for k in range(2)]
+    poison = [f"{endpoint.name}-poison-{k}" for k in range(endpoint.ids_per_request)]
     body, headers = endpoint.valid(poison, poison=True)
     status, _ = send(daemon, endpoint, Case("poison", body, headers))
     assert 200 <= status < 300

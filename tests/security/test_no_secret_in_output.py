@@ -73,10 +73,11 @@ def test_no_secret_appears_in_any_output(tmp_path, spawn_daemon):
     vendor = EchoingVendor()
     server = EmulatorServer(vendor.app).start()
     (tmp_path / "hmac.secret").write_text(FILE_HMAC + "\n")
+    upstreams = {e.name: e.upstream().serve().start() for e in ENDPOINTS if e.upstream}
     endpoints = "\n".join(
         f"""
 [connectors.{e.name}]
-source = {e.source}
+source = {e.source_table(upstreams[e.name].url if e.name in upstreams else None)}
 destination = {{ type = "webhook", url = "{server.url}/hook", bearer_token = "{DEST_BEARER}",
                  hmac_secret = "{DEST_HMAC}" }}
 delivery = {{ retry_initial = 0.05, retry_max = 0.2 }}
@@ -153,6 +154,8 @@ delivery = {{ retry_initial = 0.05, retry_max = 0.2 }}
                 outputs[f"state file {path.name}"] = path.read_bytes().decode("latin-1")
     finally:
         server.stop()
+        for upstream in upstreams.values():
+            upstream.stop()
     found = {
         (where, secret[:12] + "...")
         for where, text in outputs.items()

@@ -79,8 +79,10 @@ def plain_comparisons_of_secrets(tree: ast.AST) -> list[str]:
         operands = [node.left, *node.comparators]
         if not any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
             continue
-        if any(isinstance(o, ast.Constant) for o in operands):
-            continue  # comparing with a literal (a scheme name, None) is not a secret check
+        if not all(
+            isinstance(o, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)) for o in operands
+        ):
+            continue  # a literal (a scheme name) or a boolean test is not a secret check
         if any(looks_sensitive(o) for o in operands):
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
     return found
@@ -116,6 +118,7 @@ def test_the_static_check_catches_a_plain_comparison():
     tree = ast.parse("if token == self.options.token.get_secret_value(): pass")
     assert plain_comparisons_of_secrets(tree)
     assert not plain_comparisons_of_secrets(ast.parse('if scheme.lower() == "bearer": pass'))
+    assert not plain_comparisons_of_secrets(ast.parse("(key is None) != (secret is None)"))
 
 
 # --- files ------------------------------------------------------------------------------------
