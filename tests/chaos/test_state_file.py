@@ -162,3 +162,15 @@ def test_unusable_state_file_stops_startup_with_its_name(kind, tmp_path, spawn_d
     assert words in event["error"]
     fix = event["error"].lower()
     assert "point [daemon].state" in fix or "move it aside" in fix
+
+
+@pytest.mark.parametrize(("durability", "level"), [("process", 1), ("power", 2)])
+def test_durability_modes_set_sqlite_synchronous(durability, level, tmp_path):
+    """``process``: synchronous=NORMAL (1) in WAL mode, durable across a process crash;
+    ``power``: synchronous=FULL (2), every commit fsynced, durable across power loss."""
+    store = Store(tmp_path / "state.db", durability=durability)
+    try:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == level
+    finally:
+        store.close()
