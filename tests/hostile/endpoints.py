@@ -316,5 +316,73 @@ PUSHWOOSH_RELAY = PushEndpoint(
 )
 
 
-ENDPOINTS: list[PushEndpoint] = [WEBHOOK, WEBHOOK_HMAC, SEGMENT, MPARTICLE, PUSHWOOSH_RELAY]
+SEGMENT_TRACK = PushEndpoint(
+    name="segment-track",
+    source=SEGMENT.source,
+    path="v1/track",
+    payload=lambda ids, extra: record(ids[0], **extra),
+    authenticate=SEGMENT.authenticate,
+    bad_auth=_segment_bad_auth,
+    secrets=SEGMENT.secrets,
+    max_body_bytes=32 * 1024,
+    refuses_wrong_content_type=False,
+    ids_per_request=1,
+)
+
+# --- mparticle.http (Firehose) -----------------------------------------------------------------
+
+MPARTICLE_FIREHOSE_SECRET = "mpfire-hostile-3a7c1e95"
+
+
+def _firehose_message(ids: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "event_processing_request",
+        "id": f"msg-{ids[0]}",
+        "timestamp_ms": 1700000000000,
+        "firehose_version": "3.2.0",
+        "account": {"account_id": 1},
+        "mpid": "-8190395463409384821",
+        "user_identities": [{"type": "customer", "encoding": "raw", "value": "hostile-user"}],
+        "runtime_environment": {"type": "android", "os_version": "14"},
+        "events": [
+            {
+                "type": "custom_event",
+                "id": i,
+                "timestamp_ms": 1700000000500,
+                "name": "Hostile Tested",
+                "custom_event_type": "other",
+                "attributes": {"hostile_id": i, **extra},
+            }
+            for i in ids
+        ],
+    }
+
+
+MPARTICLE_FIREHOSE = PushEndpoint(
+    name="mparticle-firehose",
+    source=f'{{ type = "mparticle.http", firehose_secret = "{MPARTICLE_FIREHOSE_SECRET}" }}',
+    path="firehose",
+    payload=_firehose_message,
+    authenticate=lambda body: {"Authorization": f"Bearer {MPARTICLE_FIREHOSE_SECRET}"},
+    bad_auth=lambda body: [
+        ("no credentials", {}),
+        ("wrong secret", {"Authorization": "Bearer mpfire-hostile-00000000"}),
+        ("basic secret", {"Authorization": "Basic " + _b64(f"{MPARTICLE_FIREHOSE_SECRET}:")}),
+        ("secret prefix", {"Authorization": f"Bearer {MPARTICLE_FIREHOSE_SECRET[:-1]}"}),
+    ],
+    secrets=(MPARTICLE_FIREHOSE_SECRET,),
+    max_body_bytes=4 * 1024 * 1024,
+    delivered_id=_tagged_id,
+)
+
+
+ENDPOINTS: list[PushEndpoint] = [
+    WEBHOOK,
+    WEBHOOK_HMAC,
+    SEGMENT,
+    SEGMENT_TRACK,
+    MPARTICLE,
+    MPARTICLE_FIREHOSE,
+    PUSHWOOSH_RELAY,
+]
 """Every push endpoint under test; `test_every_push_source_is_covered` keeps it complete."""
