@@ -123,7 +123,48 @@ def plugins(as_json: bool) -> None:
         width = max((len(d["type"]) for d in rows), default=0)
         for d in rows:
             mode = f" ({d['mode']})" if d["mode"] else ""
-            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{d['provider']}]")
+            provider = d["provider"]
+            if d.get("package") and d["package"] != "connectord":
+                provider += f": {d['package']} {d['version']}"
+            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{provider}]")
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to create connectord-NAME/.",
+)
+@click.option("--title", help='Vendor name for prose, e.g. "Acme CRM" (default: from NAME).')
+def new_plugin(name: str, directory: str, title: str | None) -> None:
+    """Create connectord-NAME/, an installable plugin package with a source, a mapping,
+    a destination, a vendor emulator and tests."""
+    from pathlib import Path
+
+    from .scaffold import PluginNames, ScaffoldError, connectord_source, create_plugin
+
+    try:
+        target = create_plugin(name, Path(directory), title=title)
+    except ScaffoldError as err:
+        raise click.ClickException(str(err)) from None
+    names = PluginNames.parse(name, title)
+    click.echo(f"created {target}")
+    click.echo(
+        f"types: {names.snake}.events (pull source), {names.snake}.rename_events "
+        f"(mapping), {names.snake} (destination)"
+    )
+    click.echo("next:")
+    click.echo(f"  cd {target}")
+    click.echo("  python -m venv .venv")
+    source = connectord_source()
+    if source:
+        click.echo(f"  .venv/bin/pip install -e {source}    # connectord itself, from its checkout")
+    click.echo("  .venv/bin/pip install -e '.[test]'")
+    click.echo("  .venv/bin/pytest")
 
 
 @cli.command()
@@ -207,6 +248,37 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  schedule:     {entry['schedule']}")
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
+
+
+@cli.group()
+def docs() -> None:
+    """Generate reference documentation."""
+
+
+@docs.command("config")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
+)
+@click.option("--check", is_flag=True, help="Exit 1 if --output is not current; write nothing.")
+def docs_config(output: str | None, check: bool) -> None:
+    """The configuration reference (docs/configuration.md): [daemon], connector and
+    delivery settings and every built-in plugin's options."""
+    from pathlib import Path
+
+    from .docgen import REGENERATE, render_configuration, write_configuration
+
+    if output is None:
+        click.echo(render_configuration(), nl=False)
+        return
+    path = Path(output)
+    if check:
+        current = path.exists() and path.read_text(encoding="utf-8") == render_configuration()
+        if not current:
+            raise click.ClickException(f"{output} is out of date; run: {REGENERATE}")
+        click.echo(f"{output} is current")
+        return
+    changed = write_configuration(path)
+    click.echo(f"{output}: {'updated' if changed else 'already current'}")
 
 
 @cli.group()

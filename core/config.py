@@ -188,13 +188,31 @@ class ConnectorTable(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    description: str = ""
-    source: dict[str, Any]
-    mapping: list[dict[str, Any]] = []
-    destination: dict[str, Any]
-    schedule: str | None = None
-    delivery: DeliverySettings = DeliverySettings()
+    enabled: bool = Field(
+        True,
+        description="false keeps the connector in the file without running it; its "
+        "${VAR} placeholders may then stay unset.",
+    )
+    description: str = Field("", description="What the connector is for, shown by `status`.")
+    source: dict[str, Any] = Field(
+        description='Where records come from: `{ type = "...", <options> }`.'
+    )
+    mapping: list[dict[str, Any]] = Field(
+        [],
+        description='Mappings applied in order, each `{ type = "...", <options> }`; '
+        "one table or a list of them.",
+    )
+    destination: dict[str, Any] = Field(
+        description='Where records go: `{ type = "...", <options> }`.'
+    )
+    schedule: str | None = Field(
+        None,
+        description='Pull sources only: a cron expression ("0 2 * * *", in the daemon\'s '
+        'timezone), "every 15m" or "manual" (only `connectord sync`).',
+    )
+    delivery: DeliverySettings = Field(
+        DeliverySettings(), description="Batching, concurrency, retries and queue bound."
+    )
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,6 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 
-NETWORK_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
-"""Failures of the transport, not of the records: a timeout, a refused, reset or hung
-connection, a broken response. Always retried, never a reason to split a batch."""
-
-
 class Stopping(Exception):
     """The connector is stopping; unfinished work stays queued for the next start."""
 
@@ -268,16 +263,16 @@ class Pipeline:
                 except RetryableError as err:
                     self._failed(err, len(pending))
                     continue
+                except (aiohttp.ClientError, TimeoutError, OSError) as err:
+                    # The network, not the records: a refused connection, a reset, a
+                    # timeout. Retry like a 5xx; never dead-letter over it.
+                    self._failed(RetryableError(f"network error: {err!r}"), len(pending))
+                    continue
                 except PermanentError:
                     self.throttle.succeeded()
                     raise
                 except (asyncio.CancelledError, Stopping):
                     raise
-                except NETWORK_ERRORS as err:
-                    self._failed(
-                        RetryableError(f"network error: {_network_reason(err)}"), len(pending)
-                    )
-                    continue
                 except Exception as err:
                     # A bug or an unexpected vendor answer: isolate the records that
                     # trigger it rather than block the queue behind them.
@@ -306,12 +301,6 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.delivery_retries.labels(self.connector).inc()
             self.metrics.connector_up.labels(self.connector).set(0)
-
-
-def _network_reason(err: BaseException) -> str:
-    if isinstance(err, TimeoutError) and not str(err):
-        return "the destination did not answer in time (request_timeout)"
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _mapping_reason(mapping: Mapping, err: Exception) -> str:

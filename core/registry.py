@@ -64,34 +64,91 @@ def get_plugin_manager(
     pm = pluggy.PluginManager("connectord")
     pm.add_hookspecs(hookspecs)
     for module_name in builtin_plugins():
-        pm.register(importlib.import_module(module_name), name=module_name)
+        register_plugin(pm, importlib.import_module(module_name), module_name)
     if load_entry_points:
         _load_entry_points(pm)
     for plugin, name in extra:
-        pm.register(plugin, name=name)
+        register_plugin(pm, plugin, name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as err:
-        raise PluginError(f"{err}\nHint: hook names are listed in docs/plugins.md") from err
+        name = pm.get_name(err.plugin) or repr(err.plugin)
+        raise PluginError(f"plugin {name!r}: {err}\nHint: {_HOOKS_HINT}") from err
     return pm
 
 
+_HOOKS_HINT = (
+    "the hooks are register_sources, register_mappings and register_destinations, "
+    "each taking `register` (docs/plugins.md)"
+)
+
+
+def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """``pm.register`` with pluggy's validation errors turned into a `PluginError`."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as err:
+        raise PluginError(f"plugin {name!r} is invalid: {err}\nHint: {_HOOKS_HINT}") from err
+    except ValueError as err:  # pluggy: a name or object registered twice
+        raise PluginError(f"plugin {name!r} cannot be registered: {err}") from err
+
+
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    allow = os.environ.get(LOAD_PLUGINS_ENV)
-    allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    allowed = allowed_plugins()
+    installed = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if allowed:
+        missing = sorted(allowed - {ep.name for ep in installed})
+        if missing:
+            raise PluginError(
+                f"{LOAD_PLUGINS_ENV} names {', '.join(map(repr, missing))}, but no installed "
+                f"package provides a connectord plugin of that name; installed: "
+                f"{', '.join(sorted({ep.name for ep in installed})) or 'none'}"
+            )
+    providers: dict[str, str] = {}
+    for ep in installed:
         if allowed is not None and ep.name not in allowed:
             continue
-        if pm.has_plugin(ep.name):
-            continue
+        dist = _distribution(ep)
+        if ep.name in providers:
+            if providers[ep.name] != dist:
+                raise PluginError(
+                    f"two installed packages provide the connectord plugin {ep.name!r}: "
+                    f"{providers[ep.name]} and {dist}; uninstall one of them"
+                )
+            continue  # the same distribution seen twice on sys.path
+        providers[ep.name] = dist
         try:
             plugin = ep.load()
         except Exception as err:
-            dist = ep.dist.name if ep.dist else "?"
             raise PluginError(
-                f"plugin {ep.name!r} (package {dist}, {ep.value}) failed to import: {err}"
+                f"plugin {ep.name!r} (package {dist}, {ep.value}) failed to import: {err!r}"
+                f"\nHint: reinstall the package, or leave it out with {LOAD_PLUGINS_ENV}"
             ) from err
-        pm.register(plugin, name=ep.name)
+        register_plugin(pm, plugin, ep.name)
+
+
+def allowed_plugins() -> set[str] | None:
+    """The names in ``CONNECTORD_LOAD_PLUGINS``; ``None`` when it is unset (load all)."""
+    allow = os.environ.get(LOAD_PLUGINS_ENV)
+    if allow is None:
+        return None
+    return {name.strip() for name in allow.split(",") if name.strip()}
+
+
+def _distribution(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "?"
+
+
+def provider_package(plugin: object) -> tuple[str, str] | None:
+    """``(distribution, version)`` of the installed package a plugin module comes from."""
+    module = getattr(plugin, "__name__", None) or type(plugin).__module__
+    top = module.split(".")[0]
+    for dist in metadata.packages_distributions().get(top, []):
+        try:
+            return dist, metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,6 +159,9 @@ class PluginType:
     name: str
     cls: type[Plugin]
     provider: str
+    package: str | None = None
+    """The installed distribution the provider comes from, e.g. ``connectord-amplitude``."""
+    version: str | None = None
 
     @property
     def options_model(self) -> type[BaseModel]:
@@ -125,6 +185,8 @@ class PluginType:
             "type": self.name,
             "mode": self.mode,
             "provider": self.provider,
+            "package": self.package,
+            "version": self.version,
             "summary": " ".join(doc.split("\n\n")[0].split()) if doc else "",
             "description": doc,
             "options": describe_options(self.options_model),
@@ -145,7 +207,9 @@ class Registry:
     def all(self) -> list[PluginType]:
         return [t for kind in _KINDS for t in sorted(self.types[kind].values(), key=_by_name)]
 
-    def add(self, kind: str, cls: object, provider: str) -> None:
+    def add(
+        self, kind: str, cls: object, provider: str, package: tuple[str, str] | None = None
+    ) -> None:
         base = _KINDS[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(
@@ -171,7 +235,8 @@ class Registry:
                 f"({existing.cls.__module__}.{existing.cls.__qualname__}) and by {provider!r} "
                 f"({cls.__module__}.{cls.__qualname__}); uninstall one of them"
             )
-        self.types[kind][name] = PluginType(kind, name, cls, provider)
+        dist, version = package or (None, None)
+        self.types[kind][name] = PluginType(kind, name, cls, provider, dist, version)
 
 
 def _by_name(t: PluginType) -> str:
@@ -186,12 +251,20 @@ def collect(pm: pluggy.PluginManager) -> Registry:
         "mapping": pm.hook.register_mappings,
         "destination": pm.hook.register_destinations,
     }
+    packages: dict[str, tuple[str, str] | None] = {}
     for kind, hook in hooks.items():
         for impl in hook.get_hookimpls():
             provider = impl.plugin_name
+            if provider not in packages:
+                packages[provider] = provider_package(impl.plugin)
 
-            def register(cls: object, _kind: str = kind, _provider: str = provider) -> None:
-                registry.add(_kind, cls, _provider)
+            def register(
+                cls: object,
+                _kind: str = kind,
+                _provider: str = provider,
+                _package: tuple[str, str] | None = packages[provider],
+            ) -> None:
+                registry.add(_kind, cls, _provider, _package)
 
             impl.function(**_hook_kwargs(impl, register))
     return registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def free_port() -> int:
@@ -40,6 +43,14 @@ def write_config(
     return path
 
 
+def _connectors_up(health: bytes) -> bool:
+    try:
+        connectors = orjson.loads(health).get("connectors", {})
+    except orjson.JSONDecodeError:
+        return False
+    return all(c.get("running") or c.get("start_error") for c in connectors.values())
+
+
 class DaemonProcess:
     """The real daemon in a subprocess, with its config file and log.
 
@@ -48,10 +59,23 @@ class DaemonProcess:
     """
 
     def __init__(
-        self, config: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 20.0
+        self,
+        config: Path,
+        *,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 20.0,
+        python: str | os.PathLike[str] | None = None,
     ) -> None:
+        """
+        :param env: added to (or, with a ``None`` value, removed from) this process's
+            environment for the daemon.
+        :param python: the interpreter to run ``-m connectord`` with, e.g. the one of a
+            virtualenv where the plugin under test is installed; default: this one.
+        """
         self.config = Path(config)
-        self.env = {**os.environ, **(env or {})}
+        self.python = str(python or sys.executable)
+        merged: dict[str, str | None] = {**os.environ, **(env or {})}
+        self.env = {k: v for k, v in merged.items() if v is not None}
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -80,7 +104,7 @@ class DaemonProcess:
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "connectord", "run", "-c", str(self.config)],
+            [self.python, "-m", "connectord", "run", "-c", str(self.config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -92,13 +116,16 @@ class DaemonProcess:
         return self
 
     def wait_ready(self) -> None:
+        """Wait for ``daemon.ready`` and for every connector to be running (or to have
+        failed to start): connectors start in the background after the daemon is ready,
+        and a push endpoint answers 404 until its connector runs."""
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                status, _ = self.get("/healthz")
-                if status == 200 and b'"daemon.ready"' in self._own_log():
+                status, body = self.get("/healthz")
+                if status == 200 and b'"daemon.ready"' in self._own_log() and _connectors_up(body):
                     return
             except OSError:
                 pass
@@ -169,6 +196,44 @@ class DaemonProcess:
     def health(self) -> dict[str, Any]:
         _, body = self.get("/healthz")
         return orjson.loads(body)
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A value from ``GET /metrics``, e.g. ``metric("connectord_records_out",
+        connector="demo")`` (a counter's ``_total`` suffix may be left out); ``None`` when
+        the series does not exist (yet)."""
+        _, body = self.get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            series, _, value = line.rpartition(" ")
+            metric_name, _, label_text = series.partition("{")
+            if metric_name not in (name, f"{name}_total"):  # counters end in _total
+                continue
+            found = dict(_LABEL.findall(label_text))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(value)
+        return None
+
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``connectord <args>`` with the daemon's interpreter, environment and
+        directory, e.g. ``daemon.cli("status", "--json", "-c", str(daemon.config))``."""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [self.python, "-m", "connectord", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.config.parent,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"connectord {' '.join(args)} exited with {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
 
     # --- life -------------------------------------------------------------------------------
 

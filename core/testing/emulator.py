@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -70,7 +73,7 @@ class EmulatorServer:
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the emulator's loop thread and return its result."""
         assert self.loop is not None
-        if asyncio.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn):
             return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(10)
         done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call_sync(fn), self.loop)
         return done.result(10)
@@ -110,13 +113,18 @@ class RecordedRequest:
 @dataclass
 class Fault:
     """A canned failure: ``status`` (with ``headers``/``body``), or ``delay`` seconds of
-    silence before answering (a timeout), or ``hang`` (never answer)."""
+    silence before answering (a timeout), or ``hang`` (never answer), or ``disconnect``
+    (close the connection without an answer, as a crashing load balancer does).
+
+    ``delay`` with ``status=0`` lets the real handler answer late (a slow vendor).
+    """
 
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     delay: float = 0.0
     hang: bool = False
+    disconnect: bool = False
     paths: tuple[str, ...] = ()
     """Only requests whose path starts with one of these; empty matches all."""
 
@@ -124,9 +132,14 @@ class Fault:
 class VendorEmulator:
     """Base for a vendor emulator: an aiohttp app that records requests and injects faults.
 
-    Subclass it, add routes in `setup_routes`, and check auth in handlers. Faults are
-    taken before handlers run: `fail_next` queues a number of failures, `fail_until`
-    keeps failing until a time (an outage), `clear_faults` ends them.
+    Subclass it, add routes in `setup_routes`, and check auth in handlers with
+    `require_bearer`, `require_basic`, `require_header` or `require_query` (override
+    `unauthorized` to answer in the vendor's error format). Page through lists with
+    `connectord.testing.paginate`.
+
+    Faults are taken before handlers run: `fail_next` queues a number of failures,
+    `throttle_next` queues 429s with ``Retry-After``, `fail_until` keeps failing until a
+    time (an outage), `clear_faults` ends them. `reset` forgets requests and faults.
     """
 
     def __init__(self) -> None:
@@ -149,9 +162,63 @@ class VendorEmulator:
         """Every matching request fails until ``time.time() >= until``."""
         self._outage = (until, Fault(**fault))
 
+    def throttle_next(
+        self, count: int = 1, *, retry_after: float = 1, body: Any = None, **fault: Any
+    ) -> None:
+        """The next ``count`` matching requests get 429 with ``Retry-After``."""
+        headers = {"Retry-After": f"{retry_after:g}", **fault.pop("headers", {})}
+        payload = body if body is not None else {"error": "rate limited"}
+        self.fail_next(count, status=429, headers=headers, body=payload, **fault)
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._outage = None
+
+    def reset(self) -> None:
+        """Forget recorded requests and pending faults (between phases of a test)."""
+        self.requests.clear()
+        self.clear_faults()
+
+    # --- auth -------------------------------------------------------------------------
+
+    def unauthorized(self, message: str) -> web.HTTPException:
+        """The error an auth helper raises; override to match the vendor's format."""
+        return web.HTTPUnauthorized(
+            text=orjson.dumps({"error": "unauthorized", "message": message}).decode(),
+            content_type="application/json",
+        )
+
+    def require_bearer(self, request: web.Request, *tokens: str) -> str:
+        """Check ``Authorization: Bearer <token>`` against the accepted tokens."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not _accepted(value.strip(), tokens):
+            raise self.unauthorized("missing or wrong bearer token")
+        return value.strip()
+
+    def require_basic(self, request: web.Request, user: str, password: str) -> str:
+        """Check ``Authorization: Basic`` for ``user:password``; return the user."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            given = ""
+        if scheme.lower() != "basic" or not _accepted(given, (f"{user}:{password}",)):
+            raise self.unauthorized("missing or wrong basic credentials")
+        return user
+
+    def require_header(self, request: web.Request, name: str, *values: str) -> str:
+        """Check that header ``name`` holds one of ``values`` (API-key headers)."""
+        given = request.headers.get(name, "")
+        if not _accepted(given, values):
+            raise self.unauthorized(f"missing or wrong {name} header")
+        return given
+
+    def require_query(self, request: web.Request, name: str, *values: str) -> str:
+        """Check that query parameter ``name`` holds one of ``values``."""
+        given = request.query.get(name, "")
+        if not _accepted(given, values):
+            raise self.unauthorized(f"missing or wrong {name} parameter")
+        return given
 
     def _take_fault(self, path: str) -> Fault | None:
         if self._outage is not None:
@@ -185,6 +252,10 @@ class VendorEmulator:
                 await asyncio.sleep(3600)
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.disconnect:
+                if request.transport is not None:
+                    request.transport.close()
+                raise asyncio.CancelledError()
             if fault.status:
                 payload = fault.body if fault.body is not None else {"error": "injected fault"}
                 data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
@@ -201,6 +272,14 @@ class VendorEmulator:
     def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith(path_prefix)]
 
+    def last_request(self, path_prefix: str = "") -> RecordedRequest:
+        """The most recent request whose path starts with ``path_prefix``."""
+        found = self.requests_to(path_prefix)
+        if not found:
+            seen = sorted({r.path for r in self.requests}) or ["nothing"]
+            raise AssertionError(f"no request to {path_prefix!r}; received: {', '.join(seen)}")
+        return found[-1]
+
     def serve(self) -> EmulatorServer:
         """An `EmulatorServer` for this emulator (not started)."""
         return EmulatorServer(self.app)
@@ -208,6 +287,14 @@ class VendorEmulator:
 
 def _matches(fault: Fault, path: str) -> bool:
     return not fault.paths or any(path.startswith(p) for p in fault.paths)
+
+
+def _accepted(given: str, expected: tuple[str, ...] | list[str]) -> bool:
+    """Constant-time comparison against every accepted value, as a vendor does."""
+    matched = False
+    for value in expected:
+        matched |= hmac.compare_digest(given.encode(), value.encode())
+    return bool(given) and matched
 
 
 def json_response(

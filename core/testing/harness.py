@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
@@ -45,6 +45,36 @@ def _options(cls: type, options: dict[str, Any] | Any) -> Any:
     return cls.Options.model_validate(options) if isinstance(options, dict) else options
 
 
+class SourceRun(NamedTuple):
+    """What `run_source` read; unpacks as ``records, batches``."""
+
+    records: list[Record]
+    batches: list[Batch]
+
+    @property
+    def checkpoints(self) -> list[Any]:
+        """Each batch's checkpoint, in order (``None`` where a batch kept the old one)."""
+        return [batch.checkpoint for batch in self.batches]
+
+    @property
+    def checkpoint(self) -> Any:
+        """The checkpoint the daemon would hold after this run: the last one set."""
+        found = [c for c in self.checkpoints if c is not None]
+        return found[-1] if found else None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The state the batches asked to store, merged in order (``None`` deletes)."""
+        merged: dict[str, Any] = {}
+        for batch in self.batches:
+            for key, value in (batch.state or {}).items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+        return merged
+
+
 async def run_source(
     cls: type[PullSource],
     options: dict[str, Any] | Any,
@@ -52,10 +82,12 @@ async def run_source(
     checkpoint: Any = None,
     context: PluginContext | None = None,
     max_batches: int | None = None,
-) -> tuple[list[Record], list[Batch]]:
+) -> SourceRun:
     """Read a pull source from ``checkpoint``; return all records and the batches.
 
-    The last batch's ``checkpoint`` is what the daemon would store.
+    The result unpacks as ``records, batches``; ``.checkpoint`` is what the daemon would
+    store after the run, ``.checkpoints`` each batch's. Run it again from that
+    checkpoint to test resuming. Exceptions the source raises propagate.
     """
     async with contextlib.AsyncExitStack() as stack:
         if context is None:
@@ -69,7 +101,7 @@ async def run_source(
                 batches.append(batch)
                 if max_batches is not None and len(batches) >= max_batches:
                     break
-    return [r for b in batches for r in b.records], batches
+    return SourceRun([r for b in batches for r in b.records], batches)
 
 
 async def deliver(

@@ -1,10 +1,14 @@
 """pytest fixtures for connectord plugins (loaded automatically once connectord is
 installed; disable with ``-p no:connectord``).
 
-- ``connectord_daemon``: factory ``(connectors_toml, env=None, daemon="") ->
-  DaemonProcess``, started on a free port in ``tmp_path``, stopped at teardown.
+- ``connectord_daemon``: factory ``(connectors_toml, env=None, daemon="", wait=True,
+  python=None) -> DaemonProcess``, started on a free port in ``tmp_path``, stopped at
+  teardown.
 - ``emulator_server``: factory ``(app_or_emulator) -> EmulatorServer``, started,
   stopped at teardown.
+- ``register_plugin``: factory ``(*classes, name=None) -> Registry`` that registers
+  throwaway plugin classes into a fresh plugin manager (built-ins only) for one test;
+  they are unregistered at teardown.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 
 from .daemon import DaemonProcess, write_config
 from .emulator import EmulatorServer, VendorEmulator
+from .plugins import PluginRegistrar, plugin_manager
 
 
 @pytest.fixture
@@ -38,11 +43,20 @@ def connectord_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     daemons: list[DaemonProcess] = []
 
     def start(
-        connectors: str, *, env: dict[str, str] | None = None, daemon: str = "", wait: bool = True
+        connectors: str,
+        *,
+        env: dict[str, str | None] | None = None,
+        daemon: str = "",
+        wait: bool = True,
+        python: str | None = None,
     ) -> DaemonProcess:
         directory = tmp_path / f"daemon{len(daemons)}"
         directory.mkdir()
-        process = DaemonProcess(write_config(directory, connectors, daemon=daemon), env=env)
+        process = DaemonProcess(
+            write_config(directory, connectors, daemon=daemon),
+            env=env,  # type: ignore[arg-type]
+            python=python,
+        )
         daemons.append(process)
         return process.start(wait=wait)
 
@@ -52,3 +66,12 @@ def connectord_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
             process.stop(timeout=15)
         except Exception:
             process.kill()
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[PluginRegistrar]:
+    registrar = PluginRegistrar(plugin_manager())
+    try:
+        yield registrar
+    finally:
+        registrar.unregister_all()

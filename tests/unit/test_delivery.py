@@ -198,3 +198,14 @@ async def test_auth_errors_back_off_harder():
     throttle.succeeded()
     auth = throttle.failed(AuthError("401"))
     assert auth > transient and throttle.auth_failing
+
+
+async def test_network_errors_are_retried_not_dead_lettered():
+    import aiohttp
+
+    destination = MemoryDestination(
+        [aiohttp.ClientConnectionError("refused"), TimeoutError(), ConnectionResetError(), None]
+    )
+    outcome = await pipeline(destination).process([track(1)])
+    assert outcome.delivered == 1 and not outcome.dead
+    assert len(destination.calls) == 4

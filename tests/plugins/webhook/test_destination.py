@@ -82,3 +82,25 @@ async def test_error_classes(sink):
         with pytest.raises(error):
             await deliver(WebhookDestination, {"url": url}, RECORDS)
     assert len(sink.received) == 0
+
+
+async def test_a_destination_that_is_down_is_retried_not_dead_lettered(connectord_daemon):
+    """A refused connection keeps records queued (regression: they became dead letters)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = connectord_daemon(f"""
+[connectors.down]
+source = {{ type = "http.webhook", token = "tok-12345" }}
+destination = {{ type = "webhook", url = "http://127.0.0.1:{port}/hook" }}
+delivery = {{ retry_initial = 0.1, retry_max = 0.2 }}
+""")
+    status, _ = daemon.post(
+        "/ingest/down/", RECORDS[:1], headers={"Authorization": "Bearer tok-12345"}
+    )
+    assert status == 200
+    daemon.wait_for(lambda: daemon.logs().count("delivery.retry") >= 3, message="retries")
+    assert "delivery.rejected" not in daemon.logs()
+    assert daemon.health()["connectors"]["down"]["queued"] == 1
