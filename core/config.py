@@ -168,6 +168,13 @@ class DeliverySettings(BaseModel):
     )
     retry_initial: float = Field(1.0, gt=0, description="First retry delay in seconds.")
     retry_max: float = Field(300.0, gt=0, description="Longest delay between retries, seconds.")
+    request_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds one destination request may take in all before it is abandoned "
+        "and retried (a hung or very slow destination).",
+    )
     pull_retry_budget: float = Field(
         900.0,
         gt=0,
@@ -757,7 +764,7 @@ def locate(lines: list[str], path: Path_) -> int | None:
             return start + 1
         found = _find_keys(lines, start + 1, rest)
         return found if found is not None else start + 1
-    return None
+    return _find_keys(lines, 0, names)  # a key before the first table header
 
 
 def _quote_key(name: str) -> str:

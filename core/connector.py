@@ -91,7 +91,8 @@ class ConnectorRuntime:
 
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = new_session()
+            timeout = self.config.delivery.request_timeout
+            self._session = new_session(timeout=timeout, connect_timeout=min(10.0, timeout))
         return self._session
 
     def build(self) -> None:
@@ -178,9 +179,15 @@ class ConnectorRuntime:
                 self.metrics.requests_rejected.labels(self.name, "queue_full").inc()
             raise QueueFull(self.name, limit)
         bodies = serialize(records, record_model.now_iso())
+        # Reserve the space before waiting for the commit: requests racing this one must
+        # see it taken, or together they overshoot the bound.
+        self.depth += len(bodies)
         try:
             await self.store.enqueue(self.name, bodies)
-        except sqlite3.Error as err:
+        except BaseException as err:
+            self.depth -= len(bodies)
+            if not isinstance(err, sqlite3.Error):
+                raise
             self.log.error("queue.write_failed", error=str(err), records=len(bodies))
             full = "full" in str(err).lower()
             raise IngestError(
@@ -191,7 +198,6 @@ class ConnectorRuntime:
                 + "; retry later",
                 retry_after=30,
             ) from err
-        self.depth += len(bodies)
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(bodies))
         self._gauge_depth()
@@ -448,8 +454,11 @@ def serialize(records: list[Record], now: str) -> list[bytes]:
 
 
 def _describe(err: Exception) -> str:
+    """The run's error as stored in the state file: no configured secret in it."""
+    from .log import redact
+
     text = str(err)
-    return text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}"
+    return redact(text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}")
 
 
 def _expected(err: Exception) -> bool:

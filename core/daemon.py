@@ -37,6 +37,8 @@ from .server import create_app, parse_listen
 from .state import AsyncStore, Store
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
+UNFINISHED_RUNS = frozenset({"interrupted", "cancelled"})
+"""Run states that mean the process died or stopped mid-run: resumed at the next start."""
 
 
 @dataclass
@@ -163,7 +165,13 @@ class Daemon:
     # --- HTTP ---------------------------------------------------------------------------
 
     async def _start_http(self) -> None:
-        app = create_app(self._live_runtimes, self.metrics, self._health, self._expected)
+        app = create_app(
+            self._live_runtimes,
+            self.metrics,
+            self._health,
+            self._expected,
+            max_body_bytes=self.config.daemon.max_body_bytes,
+        )
         self.runner = web.AppRunner(
             app,
             access_log=None,
@@ -259,10 +267,12 @@ class Daemon:
     async def _catch_up(
         self, config: ConnectorConfig, runtime: ConnectorRuntime, trigger: Any
     ) -> None:
-        """Run once now if a scheduled run was missed while the daemon was down (or the
-        connector never ran): missed runs coalesce into this one."""
+        """Run once now if a scheduled run was missed while the daemon was down, the last
+        run was cut short by a crash or a stop, or the connector never ran: missed runs
+        coalesce into this one, and a cut-short run resumes from its checkpoint."""
         last = await self.store.read(Store.last_runs, config.name, 1)
-        if last:
+        unfinished = bool(last) and last[0].status in UNFINISHED_RUNS
+        if last and not unfinished:
             started = datetime.fromtimestamp(last[0].started_at, self.scheduler.timezone)
             due = trigger.get_next_fire_time(None, started)
             if due is None or due.timestamp() > time.time():
@@ -270,7 +280,13 @@ class Daemon:
         self.log.info(
             "run.catch_up",
             connector=config.name,
-            reason="missed while stopped" if last else "first run",
+            reason=(
+                f"last run {last[0].status}"
+                if unfinished
+                else "missed while stopped"
+                if last
+                else "first run"
+            ),
         )
         await runtime.run_pull(kind="catch-up")
 

@@ -22,6 +22,7 @@ from . import records as record_model
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
+from .log import redact
 from .state import DeadLetter
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Throttle:
         """Record a transient failure; return the delay before the next attempt."""
         self.failures += 1
         self.auth_failing = isinstance(error, AuthError)
-        self.last_error = str(error)
+        self.last_error = redact(str(error))  # shown by /healthz: vendors echo credentials
         attempt = self.failures - 1
         if self.auth_failing:  # credentials rarely fix themselves: back off hard
             attempt += 4
@@ -161,7 +162,7 @@ class Pipeline:
                 DeadLetter(
                     connector=self.connector,
                     record=orjson.dumps(records[origin], default=str),
-                    reason="; ".join(dict.fromkeys(why)),
+                    reason=redact("; ".join(dict.fromkeys(why))),
                     stage=stages.get(origin, "destination"),
                 )
             )

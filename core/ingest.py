@@ -18,11 +18,16 @@ from aiohttp import web
 
 from .errors import IngestError
 
+BODY_LIMIT = "connectord.max_body_bytes"
+"""Request key where the server puts the daemon-wide body limit (``[daemon]
+max_body_bytes``); `read_body` applies the smaller of it and the plugin's own."""
+
 
 async def read_body(request: web.Request, *, max_bytes: int, max_decompressed: int) -> bytes:
-    """Read the body, refusing more than ``max_bytes`` on the wire, and undo
-    ``Content-Encoding: gzip/deflate`` without ever holding more than
-    ``max_decompressed`` bytes (a gzip bomb stops at the cap)."""
+    """Read the body, refusing more than ``max_bytes`` on the wire (or the daemon-wide
+    limit, if smaller), and undo ``Content-Encoding: gzip/deflate`` without ever holding
+    more than ``max_decompressed`` bytes (a gzip bomb stops at the cap)."""
+    max_bytes = min(max_bytes, request.get(BODY_LIMIT, max_bytes))
     length = request.content_length
     if length is not None and length > max_bytes:
         raise IngestError(
@@ -121,7 +126,8 @@ def secrets_match(given: str | bytes | None, expected: list[str]) -> bool:
     """Constant-time comparison against every accepted secret (no early exit)."""
     if given is None:
         return False
-    given_bytes = given.encode() if isinstance(given, str) else given
+    # Header values arrive decoded with surrogateescape: undo it to compare raw bytes.
+    given_bytes = given.encode("utf-8", "surrogateescape") if isinstance(given, str) else given
     matched = False
     for secret in expected:
         matched |= hmac.compare_digest(given_bytes, secret.encode())

@@ -25,7 +25,7 @@ def problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"a record must be an object, found {type(record).__name__}"
     kind = record.get("type")
-    if kind not in RECORD_TYPES:
+    if not isinstance(kind, str) or kind not in RECORD_TYPES:
         return f"unknown record type {kind!r}; expected one of {', '.join(sorted(RECORD_TYPES))}"
     if kind not in _USERLESS and not (
         _present(record.get("userId")) or _present(record.get("anonymousId"))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import __version__
 from .errors import IngestError
-from .ingest import json_response
+from .ingest import BODY_LIMIT, json_response
 from .metrics import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
@@ -30,9 +30,12 @@ def create_app(
     metrics: Metrics,
     health: Callable[[], tuple[bool, dict[str, Any]]],
     expected: Callable[[str], bool] = lambda name: False,
+    max_body_bytes: int | None = None,
 ) -> web.Application:
     """The aiohttp application. ``connectors`` returns the live runtimes by name;
-    ``expected`` tells whether a push connector of that name is configured and enabled."""
+    ``expected`` tells whether a push connector of that name is configured and enabled;
+    ``max_body_bytes`` (``[daemon] max_body_bytes``) caps every push endpoint's body on
+    top of its own limit."""
 
     async def healthz(request: web.Request) -> web.Response:
         ok, detail = health()
@@ -89,6 +92,8 @@ def create_app(
                     f"unknown path /ingest/{name}/{path}; this connector serves {', '.join(paths)}",
                 )
             )
+        if max_body_bytes is not None:
+            request[BODY_LIMIT] = max_body_bytes  # read_body honours it
         try:
             return await handler(request)
         except IngestError as err:

@@ -80,7 +80,10 @@ class Store:
         durability: str = "process",
         create: bool = True,
         readonly: bool = False,
+        verify: bool = False,
     ) -> None:
+        """:param verify: run ``PRAGMA quick_check`` first (the daemon does at start), so
+        that a damaged file is refused by name rather than failing later."""
         self.path = Path(path)
         if not self.path.exists():
             if not create:
@@ -90,6 +93,8 @@ class Store:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self.db = Database(conn, execute_plugins=False)
             self._configure(durability)
+            if verify:
+                self._verify()
             self._check_ours()
             if not readonly:
                 migrations.apply(self.db)
@@ -111,6 +116,15 @@ class Store:
             raise StateError(f"state file {self.path}: cannot enable WAL mode (got {mode})")
         sync = "FULL" if durability == "power" else "NORMAL"
         self.conn.execute(f"PRAGMA synchronous = {sync}")
+
+    def _verify(self) -> None:
+        problems = [row[0] for row in self.conn.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise StateError(
+                f"state file {self.path} is damaged (integrity check: {'; '.join(problems)}). "
+                "Move it aside and restart (undelivered records in it would be lost), or "
+                "restore it from a backup"
+            )
 
     def _check_ours(self) -> None:
         tables = set(self.db.table_names())
@@ -518,7 +532,7 @@ class AsyncStore:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self._writer = await loop.run_in_executor(
-            self._writer_pool, partial(Store, self.path, durability=self.durability)
+            self._writer_pool, partial(Store, self.path, durability=self.durability, verify=True)
         )
         self._reader = await loop.run_in_executor(
             self._reader_pool, partial(Store, self.path, durability=self.durability, readonly=True)

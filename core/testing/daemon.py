@@ -79,6 +79,7 @@ class DaemonProcess:
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
         self.log_path = self.config.parent / "daemon.log"
         self.listen = self._listen()
 
@@ -98,6 +99,9 @@ class DaemonProcess:
         return self.process.pid
 
     def start(self, *, wait: bool = True) -> DaemonProcess:
+        # Readiness is judged on this process's part of the log: after a restart, the
+        # previous process's "daemon.ready" must not count.
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [self.python, "-m", "connectord", "run", "-c", str(self.config)],
@@ -121,12 +125,21 @@ class DaemonProcess:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
                 status, body = self.get("/healthz")
-                if status == 200 and "daemon.ready" in self.logs() and _connectors_up(body):
+                if status == 200 and b'"daemon.ready"' in self._own_log() and _connectors_up(body):
                     return
             except OSError:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"daemon not ready after {self.ready_timeout}s:\n{self.logs()}")
+
+    def _own_log(self) -> bytes:
+        """The log written since the last `start` (the file is shared across restarts)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                return log.read()
+        except FileNotFoundError:
+            return b""
 
     def logs(self) -> str:
         try:

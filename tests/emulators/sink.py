@@ -29,13 +29,13 @@ class SinkEmulator(VendorEmulator):
             payload["records"] if isinstance(payload, dict) and "records" in payload else [payload]
         )
         forced = [
-            r["properties"]["respond"]
+            _properties(r)["respond"]
             for r in records
-            if isinstance((r.get("properties") or {}).get("respond"), int)
+            if isinstance(_properties(r).get("respond"), int)
         ]
         if forced:
             return json_response({"error": "as asked"}, status=forced[0])
-        poisoned = [r for r in records if (r.get("properties") or {}).get("poison")]
+        poisoned = [r for r in records if _properties(r).get("poison")]
         if poisoned:
             return json_response({"error": "invalid record", "count": len(poisoned)}, status=400)
         self.received.extend(records)
@@ -43,3 +43,9 @@ class SinkEmulator(VendorEmulator):
 
     def message_ids(self) -> list[str]:
         return [r.get("messageId") for r in self.received]
+
+
+def _properties(record: Any) -> dict[str, Any]:
+    """A record's properties, or nothing when a hostile record has some other shape."""
+    properties = record.get("properties") if isinstance(record, dict) else None
+    return properties if isinstance(properties, dict) else {}
