@@ -141,7 +141,7 @@ VARIANTS = [
         "source without a type",
         config(body=body('source = { token = "tok-12345678" }  # <-', D)),
         "connectors.relay.source.type",
-        "one of http.webhook",
+        "every source needs a type; expected one of",
     ),
     (
         "misspelt source type",
