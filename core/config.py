@@ -589,11 +589,7 @@ class _Validator:
         except ValidationError as err:
             self.pydantic_issues(where, err, model)
             return None
-        for name in model.model_fields:
-            value = getattr(validated, name, None)
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, SecretStr) and item.get_secret_value():
-                    self.secrets.add(item.get_secret_value())
+        self.secrets.update(secret_values(validated))
         return PluginSpec(plugin, validated)
 
     def check_unknown_keys(
@@ -710,6 +706,20 @@ class _Validator:
                 self.issue(path, f"required {noun} is missing{desc}", found="nothing")
             else:
                 self.issue(path, _pydantic_message(error), found=_mask(path, found, model))
+
+
+def secret_values(value: Any) -> set[str]:
+    """Every `Secret` value inside validated options: fields, lists, tables, nested models."""
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        return {secret} if secret else set()
+    if isinstance(value, BaseModel):
+        return set().union(*(secret_values(getattr(value, n)) for n in type(value).model_fields))
+    if isinstance(value, dict):
+        return set().union(*(secret_values(v) for v in value.values()))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return set().union(*(secret_values(v) for v in value))
+    return set()
 
 
 def _pydantic_message(error: Any) -> str:

@@ -63,10 +63,14 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
 
 
 def is_secret(info: FieldInfo) -> bool:
-    annotation = info.annotation
+    """Whether an option holds secrets: `Secret`, optional, or a list/table of them."""
+    return _holds_secret(info.annotation)
+
+
+def _holds_secret(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
-    return SecretStr in getattr(annotation, "__args__", ())
+    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:

@@ -44,7 +44,10 @@ class WebhookDestination(Destination):
             "(HMAC-SHA256 of `<t>.<body>`).",
         )
         bearer_token: Secret | None = Field(None, description="Sent as `Authorization: Bearer`.")
-        headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+        headers: dict[str, Secret] = Field(
+            default_factory=dict,
+            description="Extra request headers; values are treated as secrets (API keys go here).",
+        )
         template: str | None = Field(
             None,
             description="Slack-style message: `{expr}` placeholders are JMESPath on the "
@@ -109,7 +112,10 @@ class WebhookDestination(Destination):
 
     async def post(self, payload: Any) -> None:
         body = orjson.dumps(payload)
-        headers = {"Content-Type": "application/json", **self.options.headers}
+        headers = {
+            "Content-Type": "application/json",
+            **{k: v.get_secret_value() for k, v in self.options.headers.items()},
+        }
         if self.options.hmac_secret is not None:
             headers["X-Connectord-Signature"] = sign(
                 self.options.hmac_secret.get_secret_value(), body

@@ -309,3 +309,17 @@ def test_locate_finds_headers_inline_and_dotted_keys():
     assert locate(lines, ("connectors", "a", "destination", "type")) == 6
     assert locate(lines, ("connectors", "a", "delivery", "batch_size")) == 8
     assert locate(lines, ("connectors", "zzz")) is None
+
+
+def test_secrets_inside_tables_are_known(tmp_path, registry):
+    config = load(
+        tmp_path,
+        """
+        [connectors.out]
+        source = { type = "http.webhook", token = "abcd1234" }
+        destination = { type = "webhook", url = "https://example.com/h",
+                        headers = { "X-Api-Key" = "key-in-a-header" } }
+    """.replace("\n                        headers", " headers"),
+        registry,
+    )
+    assert "key-in-a-header" in config.secrets
