@@ -339,18 +339,25 @@ class ConnectorRuntime:
     # --- pull runs --------------------------------------------------------------------
 
     async def run_pull(
-        self, *, kind: str = "scheduled", progress: Progress | None = None
+        self,
+        *,
+        kind: str = "scheduled",
+        progress: Progress | None = None,
+        request: int | None = None,
+        full_refresh: bool = False,
     ) -> RunSummary:
         """Read the source from its checkpoint and deliver batch by batch.
 
         The checkpoint moves after each batch the destination acknowledged; a failed
-        or interrupted run resumes from the last one stored.
+        or interrupted run resumes from the last one stored. A scheduled run is skipped
+        while another is going; a requested one (``request``: the id of a
+        ``connectord sync`` request) waits for it and then runs.
         """
         summary = RunSummary(self.name, "running")
         if not isinstance(self.source, PullSource):
             summary.status, summary.error = "failed", "not a pull connector"
             return summary
-        if self._run_lock.locked():
+        if self._run_lock.locked() and request is None:
             self.log.info("run.skipped", reason="previous run still going")
             summary.status = "skipped"
             return summary
@@ -359,16 +366,20 @@ class ConnectorRuntime:
             if current is not None:  # so that stop() waits for, then cancels, the run
                 self._tasks.add(current)
             try:
-                return await self._run_pull(summary, kind, progress)
+                if full_refresh:
+                    await self.store.write(Store.reset_checkpoint, self.name)
+                return await self._run_pull(summary, kind, progress, request)
             finally:
                 if current is not None:
                     self._tasks.discard(current)
 
     async def _run_pull(
-        self, summary: RunSummary, kind: str, progress: Progress | None
+        self, summary: RunSummary, kind: str, progress: Progress | None, request: int | None
     ) -> RunSummary:
         started = time.monotonic()
         run_id = await self.store.write(Store.start_run, self.name, kind)
+        if request is not None:
+            await self.store.write(Store.serve_run_request, request, run_id)
         checkpoint = await self.store.read(Store.checkpoint, self.name)
         namespace = state_namespace(self.name, self.config.source.type)
         log = self.log.bind(run_id=run_id)
@@ -391,6 +402,7 @@ class ConnectorRuntime:
                         dead=outcome.dead,
                         delivered=outcome.delivered,
                         received=len(batch.records),
+                        run_id=run_id,
                     )
                     summary.records_in += len(batch.records)
                     summary.records_out += outcome.delivered

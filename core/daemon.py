@@ -114,6 +114,7 @@ class Daemon:
         with self._signals():
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")
+            self._spawn(self._serve_run_requests(), "run-requests")
             self.log.info(
                 "daemon.ready",
                 listen=daemon.listen,
@@ -361,6 +362,34 @@ class Daemon:
         )
         await self.store.close()
         self.log.info("daemon.stopped", timeout=timeout)
+
+    async def _serve_run_requests(self) -> None:
+        """Start the runs `connectord sync NAME` asks for through the state file."""
+        while not self.stop_event.is_set():
+            names = [
+                name
+                for name, sup in self.connectors.items()
+                if sup.runtime is not None and sup.runtime.started and not sup.config.is_push
+            ]
+            try:
+                pending = names and await self.store.read(Store.pending_run_requests, names)
+                taken = await self.store.write(Store.take_run_requests, names) if pending else []
+            except Exception as err:
+                self.log.warning("run.requests_unreadable", error=repr(err))
+                taken = []
+            for request, name, full_refresh in taken:
+                runtime = self.connectors[name].runtime
+                if runtime is None:
+                    continue
+                self.log.info(
+                    "run.requested", connector=name, request=request, full_refresh=full_refresh
+                )
+                self._spawn(
+                    runtime.run_pull(kind="manual", request=request, full_refresh=full_refresh),
+                    f"requested:{name}",
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=1.0)
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()

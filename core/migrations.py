@@ -84,6 +84,26 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations(name="m002_run_requests")
+def m002_run_requests(db: Database) -> None:
+    # `connectord sync NAME` while the daemon runs NAME: the request is left here, the
+    # daemon takes it and records which run served it.
+    _execute_all(
+        db,
+        """
+        CREATE TABLE run_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            full_refresh INTEGER NOT NULL DEFAULT 0,
+            requested_at REAL NOT NULL,
+            taken_at REAL,
+            run_id INTEGER
+        );
+        CREATE INDEX run_requests_pending ON run_requests (taken_at, connector)
+        """,
+    )
+
+
 def _execute_all(db: Database, script: str) -> None:
     """Run each statement with `execute` (``executescript`` would commit mid-migration)."""
     for statement in script.split(";"):

@@ -299,11 +299,19 @@ class Store:
         dead: Sequence[DeadLetter],
         delivered: int,
         received: int,
+        run_id: int | None = None,
     ) -> None:
         """After the destination acknowledged a batch: move the checkpoint, atomically
-        with the source's state changes, the dead letters and the counters."""
+        with the source's state changes, the dead letters, the counters and the run's
+        running totals (which `connectord sync` shows as progress)."""
         now = _now()
         with self.db.atomic():
+            if run_id is not None:
+                self.conn.execute(
+                    "UPDATE runs SET records_in = records_in + ?, records_out = records_out + ?, "
+                    "rejected = rejected + ? WHERE id = ?",
+                    [received, delivered, len(dead), run_id],
+                )
             if checkpoint is not None:
                 self.conn.execute(
                     "INSERT INTO checkpoints (connector, value, updated_at) VALUES (?, ?, ?) "
@@ -363,6 +371,66 @@ class Store:
                 "WHERE connector = ? AND status = 'running'",
                 [_now(), connector],
             ).rowcount
+
+    def run(self, run_id: int) -> RunInfo | None:
+        row = self.conn.execute(
+            "SELECT id, connector, kind, started_at, ended_at, status, records_in, "
+            "records_out, rejected, error FROM runs WHERE id = ?",
+            [run_id],
+        ).fetchone()
+        return RunInfo(*row) if row else None
+
+    # --- run requests (`connectord sync` while the daemon runs the connector) -------
+
+    def request_run(self, connector: str, *, full_refresh: bool = False) -> int:
+        with self.db.atomic():
+            cursor = self.conn.execute(
+                "INSERT INTO run_requests (connector, full_refresh, requested_at) VALUES (?, ?, ?)",
+                [connector, int(full_refresh), _now()],
+            )
+        return int(cursor.lastrowid or 0)
+
+    def pending_run_requests(self, connectors: Iterable[str]) -> bool:
+        """Whether any of these connectors has a request waiting (a cheap read)."""
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM run_requests WHERE taken_at IS NULL AND connector IN "
+                "(SELECT value FROM json_each(?)) LIMIT 1",
+                [orjson.dumps(sorted(connectors)).decode()],
+            ).fetchone()
+            is not None
+        )
+
+    def take_run_requests(self, connectors: Iterable[str]) -> list[tuple[int, str, bool]]:
+        """Claim the pending requests for these connectors: ``(id, connector, full_refresh)``."""
+        names = orjson.dumps(sorted(connectors)).decode()
+        with self.db.atomic():
+            rows = self.conn.execute(
+                "SELECT id, connector, full_refresh FROM run_requests WHERE taken_at IS NULL "
+                "AND connector IN (SELECT value FROM json_each(?)) ORDER BY id",
+                [names],
+            ).fetchall()
+            if rows:
+                self.conn.execute(
+                    "UPDATE run_requests SET taken_at = ? WHERE id IN "
+                    "(SELECT value FROM json_each(?))",
+                    [_now(), orjson.dumps([r[0] for r in rows]).decode()],
+                )
+        return [(i, c, bool(f)) for i, c, f in rows]
+
+    def serve_run_request(self, request_id: int, run_id: int) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "UPDATE run_requests SET run_id = ? WHERE id = ?", [run_id, request_id]
+            )
+
+    def run_request(self, request_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT connector, requested_at, taken_at, run_id FROM run_requests WHERE id = ?",
+            [request_id],
+        ).fetchone()
+        keys = ("connector", "requested_at", "taken_at", "run_id")
+        return dict(zip(keys, row, strict=True)) if row else None
 
     def last_runs(self, connector: str, limit: int = 1) -> list[RunInfo]:
         rows = self.conn.execute(

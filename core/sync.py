@@ -1,7 +1,13 @@
-"""``connectord sync NAME``: run one connector once, in this process, with progress."""
+"""``connectord sync NAME``: run one connector once now, with progress.
+
+When no daemon runs the connector, it runs here, in this process. When the daemon runs
+it, the daemon is asked through the state file (the only channel that needs no network
+access or extra credentials) and this process follows the run it starts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
@@ -49,16 +55,113 @@ async def run_sync(config: Config, name: str, *, full_refresh: bool = False) -> 
     try:
         if not await store.write(Store.acquire_lock, lock):
             holder = await store.read(Store.lock_holder, lock)
-            raise ConnectordError(
-                f"{name} is being run by another process (pid {holder}, probably the daemon); "
-                "it delivers on its own schedule — stop it first to run this by hand"
-            )
+            return await _through_daemon(config, connector, store, holder, full_refresh)
         try:
             return await _run(config, connector, store, full_refresh)
         finally:
             await store.write(Store.release_lock, lock)
     finally:
         await store.close()
+
+
+PICKUP_SECONDS = 30.0
+POLL_SECONDS = 0.25
+
+
+async def _through_daemon(
+    config: Config, connector, store: AsyncStore, holder: int | None, full_refresh: bool
+) -> RunSummary:
+    """Have the daemon that runs the connector do it, and follow along."""
+    name = connector.name
+    if connector.is_push:
+        return await _wait_for_queue(config, connector, store, holder)
+    request = await store.write(Store.request_run, name, full_refresh=full_refresh)
+    click.echo(
+        f"{name} is run by the daemon (pid {holder}): asked it to run now (request {request})",
+        err=True,
+    )
+    started = time.monotonic()
+    while True:
+        taken = await store.read(Store.run_request, request)
+        if taken and taken["run_id"]:
+            break
+        if time.monotonic() - started > PICKUP_SECONDS:
+            raise ConnectordError(
+                f"the daemon (pid {holder}) did not take the request within "
+                f"{PICKUP_SECONDS:.0f}s; is it an older connectord? Check its log"
+            )
+        await asyncio.sleep(POLL_SECONDS)
+    progress = _Progress()
+    try:
+        while True:
+            info = await store.read(Store.run, taken["run_id"])
+            summary = RunSummary(
+                name,
+                info.status,
+                info.records_in,
+                info.records_out,
+                info.rejected,
+                info.error,
+                (info.ended_at or time.time()) - info.started_at,
+            )
+            progress(summary)
+            if info.status != "running":
+                break
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        progress.done()
+    _report(summary)
+    return summary
+
+
+async def _wait_for_queue(
+    config: Config, connector, store: AsyncStore, holder: int | None
+) -> RunSummary:
+    """A push connector the daemon runs delivers continuously: wait until its queue is
+    empty, or until it stops shrinking for the connector's retry budget."""
+    name = connector.name
+    click.echo(
+        f"{name} is delivered continuously by the daemon (pid {holder}); "
+        "waiting until its queue is empty",
+        err=True,
+    )
+    budget = connector.delivery.pull_retry_budget
+    started = last_change = time.monotonic()
+    depth = first = await store.read(Store.queue_depth, name)
+    while depth:
+        await asyncio.sleep(POLL_SECONDS)
+        now_depth = await store.read(Store.queue_depth, name)
+        if now_depth < depth:
+            last_change = time.monotonic()
+        depth = now_depth
+        if time.monotonic() - last_change > budget:
+            break
+    summary = RunSummary(
+        name,
+        "succeeded" if not depth else "failed",
+        records_in=first,
+        records_out=max(first - depth, 0),
+        seconds=time.monotonic() - started,
+    )
+    if depth:
+        summary.error = (
+            f"{depth} records still queued after {budget:.0f}s without progress; "
+            "see `connectord status` and the daemon's log"
+        )
+    _report(summary)
+    return summary
+
+
+def _report(summary: RunSummary) -> None:
+    rate = summary.records_in / summary.seconds if summary.seconds else 0
+    click.echo(
+        f"{summary.connector}: {summary.status} — {summary.records_in} read, "
+        f"{summary.records_out} delivered, {summary.rejected} rejected in "
+        f"{summary.seconds:.1f}s ({rate:,.0f} records/s)",
+        err=True,
+    )
+    if summary.error:
+        click.echo(f"error: {summary.error}", err=True)
 
 
 async def _run(config: Config, connector, store: AsyncStore, full_refresh: bool) -> RunSummary:
@@ -76,13 +179,5 @@ async def _run(config: Config, connector, store: AsyncStore, full_refresh: bool)
     finally:
         progress.done()
         await runtime.stop(config.daemon.shutdown_timeout)
-    rate = summary.records_in / summary.seconds if summary.seconds else 0
-    click.echo(
-        f"{connector.name}: {summary.status} — {summary.records_in} read, "
-        f"{summary.records_out} delivered, {summary.rejected} rejected in "
-        f"{summary.seconds:.1f}s ({rate:,.0f} records/s)",
-        err=True,
-    )
-    if summary.error:
-        click.echo(f"error: {summary.error}", err=True)
+    _report(summary)
     return summary

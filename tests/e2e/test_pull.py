@@ -102,18 +102,57 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     assert numbers_in(tmp_path / "warehouse.db") == list(range(50))
 
 
-def test_sync_refuses_while_the_daemon_runs_the_connector(tmp_path):
-    config, env = setup(tmp_path, "count = 5", schedule="every 1h")
+def test_sync_asks_the_daemon_when_it_runs_the_connector(tmp_path):
+    config, env = setup(tmp_path, "count = 30, batch = 10", schedule="every 1h")
     with DaemonProcess(config, env=env) as daemon:
         daemon.wait_for(
-            lambda: numbers_in(tmp_path / "warehouse.db") == list(range(5)),
+            lambda: numbers_in(tmp_path / "warehouse.db") == list(range(30)),
             message="the first (catch-up) run",
         )
         result = cli(config, env, "sync", "numbers")
-        assert result.returncode == 1
-        assert "being run by another process" in result.stderr
+        assert result.returncode == 0, result.stderr
+        assert f"is run by the daemon (pid {daemon.pid}): asked it to run now" in result.stderr
+        assert "numbers: succeeded — 0 read" in result.stderr, "resumes at the checkpoint"
+        result = cli(config, env, "sync", "numbers", "--full-refresh")
+        assert result.returncode == 0, result.stderr
+        assert "numbers: succeeded — 30 read, 30 delivered" in result.stderr
+        assert numbers_in(tmp_path / "warehouse.db") == list(range(30)), "upserted, no copies"
+        assert "run.requested" in daemon.logs()
         status = cli(config, env, "status")
         assert f"daemon running (pid {daemon.pid})" in status.stdout
+
+
+def test_sync_through_the_daemon_reports_a_failed_run(tmp_path):
+    config, env = setup(tmp_path, "count = 40, batch = 10, fail_after = 1", schedule="0 0 1 1 *")
+    (tmp_path / "failed-once").write_text("1")  # the catch-up run must not fail
+    with DaemonProcess(config, env=env) as daemon:
+        daemon.wait_for(lambda: numbers_in(tmp_path / "warehouse.db") == list(range(40)))
+        (tmp_path / "failed-once").unlink()
+        result = cli(config, env, "sync", "numbers", "--full-refresh")
+        assert result.returncode == 1
+        assert "numbers: failed — 10 read, 10 delivered" in result.stderr
+        assert "the vendor went away" in result.stderr
+
+
+def test_sync_of_a_push_connector_waits_for_its_queue(tmp_path):
+    env = {**os.environ}
+    config = write_config(
+        tmp_path,
+        """
+[connectors.hook]
+source = { type = "http.webhook", token = "tok-12345" }
+destination = { type = "warehouse", url = "sqlite:///warehouse.db" }
+""",
+    )
+    with DaemonProcess(config, env=env) as daemon:
+        daemon.post(
+            "/ingest/hook/",
+            [{"type": "track", "userId": "u", "event": "E"}],
+            headers={"Authorization": "Bearer tok-12345"},
+        )
+        result = cli(config, env, "sync", "hook")
+        assert result.returncode == 0, result.stderr
+        assert "delivered continuously by the daemon" in result.stderr
 
 
 def test_the_scheduler_runs_pull_connectors_repeatedly(tmp_path):

@@ -38,7 +38,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path, store):
         )
     ]
     again.close()
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_run_requests"]
 
 
 def test_queue_round_trip_and_range_completion(store):
@@ -179,3 +179,27 @@ async def test_group_commit_serves_concurrent_enqueues(tmp_path):
         assert await store.read(Store.queue_depth, "c") == 200
     finally:
         await store.close()
+
+
+def test_run_requests_are_taken_once_and_linked_to_their_run(store):
+    first = store.request_run("p", full_refresh=True)
+    store.request_run("other")
+    assert store.pending_run_requests(["p"])
+    assert store.take_run_requests(["p"]) == [(first, "p", True)]
+    assert store.take_run_requests(["p"]) == [], "a request is served once"
+    assert not store.pending_run_requests(["p"]) and store.pending_run_requests(["other"])
+    run = store.start_run("p", "manual")
+    store.serve_run_request(first, run)
+    assert store.run_request(first)["run_id"] == run
+    store.commit_pull_batch(
+        "p",
+        checkpoint=None,
+        state_namespace="p/x",
+        state=None,
+        dead=[],
+        delivered=4,
+        received=5,
+        run_id=run,
+    )
+    info = store.run(run)
+    assert (info.status, info.records_in, info.records_out) == ("running", 5, 4)
