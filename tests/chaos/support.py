@@ -151,6 +151,8 @@ class Loader(threading.Thread):
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.retry_after: list[str | None] = []
+        self.error_bodies: dict[int, bytes] = {}
+        """The last answer body seen for each error status."""
         self.sent = 0
         self._halt = threading.Event()
         self._conn: http.client.HTTPConnection | None = None
@@ -170,7 +172,7 @@ class Loader(threading.Thread):
             self.sent += 1
             body, headers = self.make_request(ids)
             try:
-                status, retry_after = self._post(body, headers)
+                status, retry_after, answer = self._post(body, headers)
             except (OSError, http.client.HTTPException) as err:
                 self.errors[type(err).__name__] += 1
                 self._close()
@@ -181,21 +183,23 @@ class Loader(threading.Thread):
                 now = time.time()
                 self.acked.extend(ids)
                 self.acked_at.update(dict.fromkeys(ids, now))
-            elif status in (429, 503):
+            else:
+                self.error_bodies[status] = answer
+            if status in (429, 503):
                 self.retry_after.append(retry_after)
             if self.interval:
                 self._halt.wait(self.interval)
         self._close()
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str | None]:
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         self._conn.request("POST", self.path, body=body, headers=headers)
         response = self._conn.getresponse()
-        response.read()
+        answer = response.read()
         if response.getheader("Connection", "").lower() == "close":
             self._close()
-        return response.status, response.getheader("Retry-After")
+        return response.status, response.getheader("Retry-After"), answer
 
     def _close(self) -> None:
         if self._conn is not None:
