@@ -102,6 +102,11 @@ class PushwooshDestination(Destination):
             description='Detect numbers, booleans, versions and dates inside strings ("42" '
             "makes an Integer tag). Off: every string makes a String tag.",
         )
+        text_tags: list[str] = Field(
+            default_factory=lambda: ["Zip", "Postal Code", "Phone", "Mobile", "Mobile Number"],
+            description="Tags whose string values stay text even with parse_strings on "
+            '(zip codes and phone numbers: "02134" must not become an Integer).',
+        )
         tag_names: dict[str, str] = Field(
             default_factory=dict,
             description='Trait → tag name, e.g. { country = "Country" }; others keep their name.',
@@ -129,6 +134,7 @@ class PushwooshDestination(Destination):
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
+        self._text_tags = frozenset(options.text_tags)
         self.client = PushwooshClient(
             context.http,
             application=options.application,
@@ -250,7 +256,12 @@ class PushwooshDestination(Destination):
         entries: list[_TagEntry] = []
         conflicts: dict[int, list[str]] = {}
         for index, record in items:
-            typed = type_tags(tags_of[index], known, parse_strings=self.options.parse_strings)
+            typed = type_tags(
+                tags_of[index],
+                known,
+                parse_strings=self.options.parse_strings,
+                text_tags=self._text_tags,
+            )
             if typed.conflicts:
                 conflicts[index] = typed.conflicts
                 continue

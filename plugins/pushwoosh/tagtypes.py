@@ -175,25 +175,31 @@ class TypedTags:
 
 
 def type_tags(
-    tags: Mapping[str, Any], known: Mapping[str, TagType], *, parse_strings: bool = True
+    tags: Mapping[str, Any],
+    known: Mapping[str, TagType],
+    *,
+    parse_strings: bool = True,
+    text_tags: frozenset[str] = frozenset(),
 ) -> TypedTags:
     """Type every tag of one record against the tag types already ``known``.
 
     Unknown tags get their detected type (reported in ``new_types``); known tags must
     fit theirs (a mismatch is reported in ``conflicts``, one readable line per tag).
+    Strings in ``text_tags`` (zip codes, phone numbers) are never parsed as numbers.
     """
     out = TypedTags({}, {}, [])
     for name, value in tags.items():
         existing = known.get(name)
+        parse = parse_strings and name not in text_tags
         if value is None:
             if existing is not None:
                 out.wire[name] = None  # an explicit null clears the user's value
             continue
         try:
             typed = (
-                detect(value, parse_strings=parse_strings)
+                detect(value, parse_strings=parse)
                 if existing is None
-                else fit(value, existing, parse_strings=parse_strings)
+                else fit(value, existing, parse_strings=parse)
             )
         except TagConflict as conflict:
             out.conflicts.append(f"tag {name!r}: {conflict}")

@@ -161,8 +161,9 @@ async def test_a_null_trait_clears_the_tag(pushwoosh, destination_options):
     options = destination_options()
     await deliver(PushwooshDestination, options, [identify("u1", plan="pro", age=3)])
     assert pushwoosh.tags_of("u1") == {"plan": "pro", "age": 3}
-    result = await deliver(PushwooshDestination, options,
-                           [identify("u1", plan=None, never_seen=None)])
+    result = await deliver(
+        PushwooshDestination, options, [identify("u1", plan=None, never_seen=None)]
+    )
     assert not result.rejected
     assert pushwoosh.tags_of("u1") == {"age": 3}
 

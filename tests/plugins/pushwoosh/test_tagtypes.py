@@ -216,3 +216,11 @@ def test_first_detection_wins_and_later_records_must_fit(tags):
     assert second.conflicts == []
     assert second.new_types == {}
     assert second.wire == first.wire
+
+
+def test_text_tags_keep_numeric_strings_as_text():
+    typed = type_tags({"Zip": "02134", "Age": "42"}, {}, text_tags=frozenset({"Zip"}))
+    assert typed.new_types == {"Zip": S, "Age": INT}
+    assert typed.wire == {"Zip": "02134", "Age": 42}
+    later = type_tags({"Zip": "33431"}, {"Zip": S}, text_tags=frozenset({"Zip"}))
+    assert later.wire == {"Zip": "33431"} and not later.conflicts
