@@ -181,6 +181,15 @@ class DeliverySettings(BaseModel):
         description="How long a pull run keeps retrying one batch before the run fails "
         "(the next run resumes from the checkpoint).",
     )
+    isolate_after: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Retryable failures in a row after which a batch is split to find "
+        "the record at fault; a single record is dead-lettered after failing this many "
+        "times while the destination accepted other records between its attempts "
+        "(docs/guarantees.md). A destination down for everyone is only ever retried.",
+    )
 
 
 class ConnectorTable(BaseModel):

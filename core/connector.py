@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,17 +15,20 @@ import aiohttp
 import orjson
 import structlog
 
+from . import queue as queue_rows
 from . import records as record_model
 from .api import Destination, Mapping, PluginContext, PullSource, PushSource, Record, Source
 from .backoff import Backoff
 from .config import ConnectorConfig, PluginSpec
-from .delivery import BudgetExceeded, Outcome, Pipeline, Stopping, Throttle
+from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strikes, Throttle
 from .errors import IngestError, QueueFull
 from .http import new_session
 from .metrics import Metrics
+from .records import normalise_pulled, serialize
 from .state import AsyncStore, QueueRow, StateNamespace, Store, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
+PARK_LIMIT = 1000  # held-back rows remembered; beyond it only those are retried (an outage)
 
 
 @dataclass
@@ -70,6 +74,8 @@ class ConnectorRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._drainer: asyncio.Task[None] | None = None
         self._run_lock = asyncio.Lock()
+        self._strikes: dict[int, Strikes] = {}
+        self._parked: deque[tuple[int, float]] = deque()  # (row id, when held back)
         self.source: Source
         self.mappings: list[Mapping] = []
         self.destination: Destination
@@ -108,6 +114,7 @@ class ConnectorRuntime:
             throttle=self.throttle,
             log=self.log,
             metrics=self.metrics,
+            isolate_after=config.delivery.isolate_after,
         )
         if isinstance(self.source, PushSource):
             self.routes = {
@@ -205,16 +212,13 @@ class ConnectorRuntime:
 
     async def _drain(self) -> None:
         """Deliver queued records in batches, up to ``concurrency`` batches in flight."""
-        delivery = self.config.delivery
-        slots = asyncio.Semaphore(delivery.concurrency)
+        slots = asyncio.Semaphore(self.config.delivery.concurrency)
         cursor = 0
         last_resync = time.monotonic()
         while not self.stop_event.is_set():
             await slots.acquire()
             try:
-                rows = await self.store.read(
-                    Store.read_queue, self.name, cursor, delivery.batch_size
-                )
+                rows, cursor = await self._next_rows(cursor)
             except Exception as err:
                 slots.release()
                 self.log.error("queue.read_failed", error=repr(err))
@@ -227,12 +231,39 @@ class ConnectorRuntime:
                     await self._resync_depth()
                 await self._idle(1.0)
                 continue
-            cursor = rows[-1].id
             task = asyncio.create_task(
                 self._deliver_rows(rows), name=f"deliver:{self.name}:{rows[0].id}"
             )
             self._tasks.add(task)
             task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
+
+    async def _next_rows(self, cursor: int) -> tuple[list[QueueRow], int]:
+        """The next rows to deliver and the new read position.
+
+        Held-back rows go first once the destination has accepted something since they
+        were held back (their next failure is then evidence against them); otherwise new
+        rows; when there are none (or too many rows are held back), the oldest held-back
+        row is tried again, paced by the throttle like any retry.
+        """
+        parked = self._parked
+        if parked and self.throttle.last_success > parked[0][1]:
+            return await self._unpark(), cursor
+        if len(parked) < PARK_LIMIT:
+            rows = await self.store.read(
+                Store.read_queue, self.name, cursor, self.config.delivery.batch_size
+            )
+            if rows:
+                return rows, rows[-1].id
+        if parked:
+            return await self._unpark(), cursor
+        return [], cursor
+
+    async def _unpark(self) -> list[QueueRow]:
+        row_id, _ = self._parked.popleft()
+        rows = await self.store.read(queue_rows.read_rows, self.name, [row_id])
+        if not rows:  # dropped by an operator meanwhile
+            self._strikes.pop(row_id, None)
+        return rows
 
     async def _idle(self, seconds: float) -> None:
         self._wake.clear()
@@ -250,26 +281,34 @@ class ConnectorRuntime:
 
     async def _deliver_rows(self, rows: list[QueueRow]) -> None:
         records = [orjson.loads(row.body) for row in rows]
+        strikes = [self._strikes.setdefault(row.id, Strikes()) for row in rows]
         try:
-            outcome = await self.pipeline.process(records)
+            outcome = await self.pipeline.process(records, strikes=strikes, park=True)
         except Stopping:
             return
-        except Exception as err:  # never lose rows to a bug: they stay queued
+        except Parked as held:
+            done = [row for i, row in enumerate(rows) if i not in held.unfinished]
+            back = [rows[i].id for i in sorted(held.unfinished)]
+            now = time.monotonic()
+            self._parked.extend((row_id, now) for row_id in back)
+            self.log.info("delivery.records.held_back", count=len(back), first_id=back[0])
+            if done:
+                await self._complete(done, held.outcome)
+            return
+        except Exception as err:  # never lose rows to a bug: they stay queued, retried later
             self.log.exception("delivery.batch.crashed", error=repr(err))
+            now = time.monotonic()
+            self._parked.extend((row.id, now) for row in rows)
             return
         await self._complete(rows, outcome)
 
     async def _complete(self, rows: list[QueueRow], outcome: Outcome) -> None:
         attempt = 0
+        ids = [row.id for row in rows]
         while True:
             try:
                 await self.store.write(
-                    Store.complete,
-                    self.name,
-                    rows[0].id,
-                    rows[-1].id,
-                    outcome.dead,
-                    outcome.delivered,
+                    queue_rows.complete_rows, self.name, ids, outcome.dead, outcome.delivered
                 )
                 break
             except sqlite3.Error as err:
@@ -278,6 +317,8 @@ class ConnectorRuntime:
                 if self.stop_event.is_set():
                     return  # rows stay queued; delivered again after restart
                 await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        for row_id in ids:
+            self._strikes.pop(row_id, None)
         self.depth = max(0, self.depth - len(rows))
         self._gauge_depth()
         self._count(outcome)
@@ -390,6 +431,7 @@ class ConnectorRuntime:
                 async for batch in batches:
                     if self.stop_event.is_set():
                         raise Stopping()
+                    normalise_pulled(self.name, batch.records, batch.checkpoint)
                     outcome = await self.pipeline.process(
                         batch.records, budget=self.config.delivery.pull_retry_budget
                     )
@@ -442,27 +484,6 @@ class ConnectorRuntime:
             if summary.status == "succeeded":
                 self.metrics.last_success.labels(self.name).set(time.time())
         return summary
-
-
-def serialize(records: list[Record], now: str) -> list[bytes]:
-    """Fill the implicit fields and encode records for the queue.
-
-    :raises IngestError: a record nests deeper than orjson encodes (254 levels) or holds
-        something that is not JSON; nothing of the request is queued then.
-    """
-    bodies = []
-    for record in records:
-        if "messageId" not in record:
-            record["messageId"] = record_model.new_message_id()
-        if "receivedAt" not in record:
-            record["receivedAt"] = now
-        if "timestamp" not in record:
-            record["timestamp"] = record["receivedAt"]
-        try:
-            bodies.append(orjson.dumps(record))
-        except orjson.JSONEncodeError as err:
-            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
-    return bodies
 
 
 def _describe(err: Exception) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,51 @@ class BudgetExceeded(RetryableError):
     """The destination kept failing for longer than the retry budget allows."""
 
 
+class Parked(Exception):
+    """Some records keep failing while nothing else is acknowledged (an outage, or only
+    records at fault in flight): they are handed back to the caller, which keeps them
+    queued and retries them later, so that they do not hold a delivery slot.
+
+    ``outcome`` is final for every other record; ``unfinished`` are the indexes of the
+    source records handed back.
+    """
+
+    def __init__(self, outcome: Outcome, unfinished: set[int]) -> None:
+        super().__init__(f"{len(unfinished)} records held back")
+        self.outcome = outcome
+        self.unfinished = unfinished
+
+
+@dataclass
+class Strikes:
+    """How one record has fared across attempts; the push queue keeps one per queued
+    row for as long as the row is queued, so that it survives being handed back."""
+
+    failures: int = 0
+    """Failed attempts that included this record."""
+    alone: int = 0
+    """Failed attempts with this record on its own."""
+    first_alone: float = 0.0
+    """When it first failed on its own (`time.monotonic`)."""
+    idle: int = 0
+    """Failures on its own in a row with nothing else acknowledged in between."""
+    last_failure: float = 0.0
+
+    def failed(self, now: float, last_success: float, *, alone: bool) -> None:
+        if alone:
+            self.alone += 1
+            self.first_alone = self.first_alone or now
+            others_went_through = self.last_failure and last_success > self.last_failure
+            self.idle = 0 if others_went_through else self.idle + 1
+        self.failures += 1
+        self.last_failure = now
+
+    def at_fault(self, last_success: float, limit: int) -> bool:
+        """Failed ``limit`` times on its own, and the destination accepted other records
+        after its first failure on its own: it works, only this record does not."""
+        return self.alone >= limit and last_success > self.first_alone
+
+
 class Throttle:
     """Shared retry state of one connector's destination.
 
@@ -56,6 +102,8 @@ class Throttle:
         self.open_at = 0.0
         self.auth_failing = False
         self.last_error: str | None = None
+        self.last_success = 0.0
+        """`time.monotonic` of the last call in which the destination accepted records."""
         self._lock = asyncio.Lock()
 
     @property
@@ -86,6 +134,10 @@ class Throttle:
         self.failures = 0
         self.auth_failing = False
         self.last_error = None
+
+    def acknowledged(self) -> None:
+        """The destination accepted records just now: it is up for everyone."""
+        self.last_success = time.monotonic()
 
     def failed(self, error: RetryableError) -> float:
         """Record a transient failure; return the delay before the next attempt."""
@@ -118,6 +170,42 @@ class _Item:
     record: Record
 
 
+@dataclass
+class _Set:
+    """Records sent together, and how that has gone."""
+
+    items: list[_Item]
+    since: float
+    """When the set was made (`time.monotonic`)."""
+    failures: int = 0
+    split: bool = False
+    """Made by splitting a set that kept failing."""
+
+    def halves(self, *, split: bool) -> list[_Set]:
+        middle = len(self.items) // 2
+        now = time.monotonic()
+        return [
+            _Set(self.items[:middle], since=now, split=split),
+            _Set(self.items[middle:], since=now, split=split),
+        ]
+
+
+@dataclass
+class _Run:
+    """One `Pipeline.process` call's bookkeeping."""
+
+    reasons: dict[int, list[str]]
+    stages: dict[int, str]
+    strikes: Sequence[Strikes]
+    deadline: float | None
+    park: bool
+    parked: set[int] = field(default_factory=set)
+
+    def reject(self, item: _Item, reason: str) -> None:
+        self.reasons.setdefault(item.origin, []).append(reason)
+        self.stages[item.origin] = "destination"
+
+
 class Pipeline:
     """One connector's mappings and destination, with its retry policy."""
 
@@ -130,8 +218,10 @@ class Pipeline:
         throttle: Throttle,
         log: structlog.typing.FilteringBoundLogger,
         metrics: Metrics | None = None,
+        isolate_after: int = 5,
     ) -> None:
         self.connector = connector
+        self.isolate_after = max(1, isolate_after)
         self.mappings = list(mappings)
         self.destination = destination
         self.throttle = throttle
@@ -139,36 +229,57 @@ class Pipeline:
         self.metrics = metrics
         self.chunk_size = max(1, int(getattr(destination, "max_batch_size", 500)))
 
-    async def process(self, records: Sequence[Record], *, budget: float | None = None) -> Outcome:
+    async def process(
+        self,
+        records: Sequence[Record],
+        *,
+        budget: float | None = None,
+        strikes: Sequence[Strikes] | None = None,
+        park: bool = False,
+    ) -> Outcome:
         """Map and deliver; return when every record is acknowledged or dead-lettered.
 
         :param budget: seconds to keep retrying transient failures; ``None`` retries
             until the connector stops (push connectors: the queue keeps the records).
+        :param strikes: one per record, carried over from earlier calls for the same
+            records (see `Strikes`); fresh ones when omitted.
+        :param park: hand back records that keep failing while nothing else is
+            acknowledged (raise `Parked`) instead of retrying them here.
         :raises Stopping: the connector is stopping; nothing of this call is final.
         :raises BudgetExceeded: the budget ran out; nothing of this call is final.
+        :raises Parked: ``park`` is set and some records were handed back.
         """
         deadline = None if budget is None else time.monotonic() + budget
-        reasons: dict[int, list[str]] = {}
-        stages: dict[int, str] = {}
-        items = self._validate(records, reasons, stages)
-        items = await self._map(items, reasons, stages)
+        run = _Run(
+            reasons={},
+            stages={},
+            strikes=strikes if strikes is not None else [Strikes() for _ in records],
+            deadline=deadline,
+            park=park,
+        )
+        items = self._validate(records, run.reasons, run.stages)
+        items = await self._map(items, run.reasons, run.stages)
         mapped_origins = {item.origin for item in items}
         outcome = Outcome()
         for start in range(0, len(items), self.chunk_size):
             chunk = items[start : start + self.chunk_size]
-            outcome.delivered += await self._send(chunk, reasons, stages, deadline)
-        for origin, why in sorted(reasons.items()):
+            outcome.delivered += await self._send(chunk, run)
+        for origin, why in sorted(run.reasons.items()):
+            if origin in run.parked:
+                continue  # sent again in full later
             outcome.dead.append(
                 DeadLetter(
                     connector=self.connector,
                     record=orjson.dumps(records[origin], default=str),
                     reason=redact("; ".join(dict.fromkeys(why))),
-                    stage=stages.get(origin, "destination"),
+                    stage=run.stages.get(origin, "destination"),
                 )
             )
         outcome.dropped = sum(
-            1 for i in range(len(records)) if i not in mapped_origins and i not in reasons
+            1 for i in range(len(records)) if i not in mapped_origins and i not in run.reasons
         )
+        if run.parked:
+            raise Parked(outcome, set(run.parked))
         return outcome
 
     # --- stages ----------------------------------------------------------------------
@@ -205,88 +316,159 @@ class Pipeline:
             items = mapped
         return items
 
-    async def _send(
-        self,
-        items: list[_Item],
-        reasons: dict[int, list[str]],
-        stages: dict[int, str],
-        deadline: float | None,
-    ) -> int:
-        """Deliver one chunk with retries; return how many records were acknowledged."""
+    async def _send(self, items: list[_Item], run: _Run) -> int:
+        """Deliver one chunk; return how many records were acknowledged.
+
+        Sets of records are tried round-robin, so that while one set waits out its
+        failures the others (halves of a split) go through and show whether the
+        destination accepts anything at all: see `_after_failure` for the rule.
+        """
         delivered = 0
-        pending = items
-        while pending:
+        work = deque([_Set(items, since=time.monotonic())])
+        while work:
+            batch = work.popleft()
             try:
-                result = await self._call(pending, deadline)
+                result = await self._attempt(batch.items, run.deadline)
+            except BudgetExceeded:
+                raise
             except PermanentError as err:
-                if len(pending) == 1:
-                    reasons.setdefault(pending[0].origin, []).append(str(err))
-                    stages[pending[0].origin] = "destination"
-                    return delivered
+                if len(batch.items) == 1:
+                    run.reject(batch.items[0], str(err))
+                    continue
                 # Isolate the records at fault: each half is retried on its own.
-                middle = len(pending) // 2
-                self.log.info("delivery.batch.split", size=len(pending), error=str(err))
-                delivered += await self._send(pending[:middle], reasons, stages, deadline)
-                delivered += await self._send(pending[middle:], reasons, stages, deadline)
-                return delivered
-            retry = []
-            for index, item in enumerate(pending):
+                self.log.info("delivery.batch.split", size=len(batch.items), error=str(err))
+                work.extend(batch.halves(split=False))
+                continue
+            except RetryableError as err:
+                self._after_failure(batch, err, run, work)
+                continue
+            retry: list[_Item] = []
+            accepted = 0
+            for index, item in enumerate(batch.items):
                 if index in result.rejected:
-                    reasons.setdefault(item.origin, []).append(result.rejected[index])
-                    stages[item.origin] = "destination"
+                    run.reject(item, result.rejected[index])
                 elif index in result.retry:
                     retry.append(item)
                 else:
-                    delivered += 1
+                    accepted += 1
+            if accepted:
+                self.throttle.acknowledged()
+                delivered += accepted
             if retry:
-                delay = self.throttle.failed(
-                    RetryableError(
-                        f"{len(retry)} of {len(pending)} records to retry",
-                        retry_after=result.retry_after,
-                    )
+                error = RetryableError(
+                    f"{len(retry)} of {len(batch.items)} records to retry",
+                    retry_after=result.retry_after,
                 )
+                delay = self.throttle.failed(error)
                 self.log.info("delivery.partial_retry", count=len(retry), delay=round(delay, 2))
-            pending = retry
+                remainder = _Set(retry, since=batch.since, failures=batch.failures, split=True)
+                self._after_failure(remainder, error, run, work)
         return delivered
 
-    async def _call(self, pending: list[_Item], deadline: float | None) -> Any:
-        """One destination call per slot, retrying transient errors until the deadline."""
+    def _after_failure(
+        self, batch: _Set, err: RetryableError, run: _Run, work: deque[_Set]
+    ) -> None:
+        """Decide what a retryable failure of ``batch`` leads to.
+
+        The rule that tells a record at fault from a destination that is down:
+
+        - A set of several records is split in two after ``isolate_after`` failures in a
+          row, or after one failure once it is itself half of a split and the destination
+          has acknowledged other records since it was made. Splitting never dead-letters.
+        - A single record is dead-lettered once it has failed ``isolate_after`` times on
+          its own and the destination acknowledged other records after its first failure
+          on its own: the destination works, only this record does not.
+        - A single record that fails while nothing else is acknowledged is what an
+          outage looks like: it is retried (behind the throttle), never dead-lettered.
+          When the caller can hold it back (``park``, the push queue), it is handed back
+          after two failures in a row with nothing else acknowledged in between, so that
+          it does not hold a delivery slot while other records wait.
+
+        Network errors (no answer at all) count like any other retryable failure here;
+        only an answer proves the destination is up, and that proof is what dead-letters.
+        """
+        batch.failures += 1
+        now = time.monotonic()
+        alone = len(batch.items) == 1
+        for item in batch.items:
+            run.strikes[item.origin].failed(now, self.throttle.last_success, alone=alone)
+        if not alone:
+            evidence = self.throttle.last_success > batch.since
+            if batch.failures >= self.isolate_after or (batch.split and evidence):
+                self.log.info(
+                    "delivery.batch.isolating",
+                    size=len(batch.items),
+                    attempts=batch.failures,
+                    error=str(err),
+                )
+                work.extend(batch.halves(split=True))
+            else:
+                work.append(batch)
+            return
+        item = batch.items[0]
+        strikes = run.strikes[item.origin]
+        if strikes.at_fault(self.throttle.last_success, self.isolate_after):
+            reason = (
+                f"kept failing ({strikes.failures} attempts, {strikes.alone} on its own) "
+                f"while the destination accepted other records; isolated as the record "
+                f"at fault: {err}"
+            )
+            self.log.warning(
+                "delivery.record.isolated",
+                attempts=strikes.failures,
+                message_id=_message_id(item.record),
+                error=str(err),
+            )
+            run.reject(item, reason)
+        elif run.park and strikes.idle >= 2:
+            run.parked.add(item.origin)
+        else:
+            work.append(batch)
+
+    async def _attempt(self, pending: list[_Item], deadline: float | None) -> Any:
+        """One destination call behind the throttle.
+
+        :raises RetryableError: a transient failure (network errors become one).
+        :raises PermanentError: the request was refused for good (or the plugin failed in
+            a way only the records can explain).
+        :raises BudgetExceeded: the deadline passed before the call.
+        """
         from .api import DeliveryResult
 
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                raise BudgetExceeded(f"destination kept failing: {self.throttle.last_error}")
-            async with self.throttle.slot():
-                started = time.monotonic()
-                try:
-                    result = await self.destination.send([item.record for item in pending])
-                except RetryableError as err:
-                    self._failed(err, len(pending))
-                    continue
-                except (aiohttp.ClientError, TimeoutError, OSError) as err:
-                    # The network, not the records: a refused connection, a reset, a
-                    # timeout. Retry like a 5xx; never dead-letter over it.
-                    self._failed(RetryableError(f"network error: {err!r}"), len(pending))
-                    continue
-                except PermanentError:
-                    self.throttle.succeeded()
-                    raise
-                except (asyncio.CancelledError, Stopping):
-                    raise
-                except Exception as err:
-                    # A bug or an unexpected vendor answer: isolate the records that
-                    # trigger it rather than block the queue behind them.
-                    self.log.exception("destination.error", error=repr(err))
-                    raise PermanentError(f"destination error: {err!r}") from err
-                finally:
-                    if self.metrics is not None:
-                        self.metrics.delivery_latency.labels(self.connector).observe(
-                            time.monotonic() - started
-                        )
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExceeded(f"destination kept failing: {self.throttle.last_error}")
+        async with self.throttle.slot():
+            started = time.monotonic()
+            try:
+                result = await self.destination.send([item.record for item in pending])
+            except RetryableError as err:
+                self._failed(err, len(pending))
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError) as err:
+                # The network, not the records: a refused connection, a reset, a
+                # timeout. Retry like a 5xx; never dead-letter over it alone.
+                error = RetryableError(f"network error: {err!r}")
+                self._failed(error, len(pending))
+                raise error from err
+            except PermanentError:
                 self.throttle.succeeded()
+                raise
+            except (asyncio.CancelledError, Stopping):
+                raise
+            except Exception as err:
+                # A bug or an unexpected vendor answer: isolate the records that
+                # trigger it rather than block the queue behind them.
+                self.log.exception("destination.error", error=repr(err))
+                raise PermanentError(f"destination error: {err!r}") from err
+            finally:
                 if self.metrics is not None:
-                    self.metrics.connector_up.labels(self.connector).set(1)
-                return result if result is not None else DeliveryResult()
+                    self.metrics.delivery_latency.labels(self.connector).observe(
+                        time.monotonic() - started
+                    )
+            self.throttle.succeeded()
+            if self.metrics is not None:
+                self.metrics.connector_up.labels(self.connector).set(1)
+            return result if result is not None else DeliveryResult()
 
     def _failed(self, err: RetryableError, size: int) -> None:
         delay = self.throttle.failed(err)
@@ -301,6 +483,11 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.delivery_retries.labels(self.connector).inc()
             self.metrics.connector_up.labels(self.connector).set(0)
+
+
+def _message_id(record: Any) -> str | None:
+    value = record.get("messageId") if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _mapping_reason(mapping: Mapping, err: Exception) -> str:

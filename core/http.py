@@ -14,25 +14,67 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+import yarl
 
 from . import __version__
 from .backoff import Backoff
 from .errors import AuthError, PermanentError, RetryableError
+from .log import redact
 
 T = TypeVar("T")
 USER_AGENT = f"connectord/{__version__}"
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+
+
+class RedirectRefused(RetryableError, aiohttp.ClientError):
+    """A vendor answered with a redirect to another origin, which is not followed.
+
+    aiohttp strips only ``Authorization`` when it follows a redirect to another host:
+    vendor keys in custom headers (``x-pendo-integration-key``), webhook signatures and
+    the request body itself would go to whoever the ``Location`` names. The request is
+    retried like an outage, so nothing is dead-lettered over a misconfigured host.
+    """
+
+
+async def _same_origin_redirects_only(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: refuse a redirect whose target is another origin (scheme, host
+    or port), before aiohttp follows it. Runs for every hop, so a same-origin redirect
+    that leads elsewhere on its next hop is refused too."""
+    response = await handler(request)
+    location = response.headers.get("Location")
+    if response.status in REDIRECT_STATUS and location:
+        try:
+            target = request.url.join(yarl.URL(location))
+            foreign = target.origin() != request.url.origin()
+        except ValueError:
+            target, foreign = None, True
+        if foreign:
+            response.release()
+            shown = target.origin() if target is not None else "an invalid location"
+            raise RedirectRefused(
+                f"{request.url.origin()} answered HTTP {response.status} redirecting to "
+                f"{shown}; redirects to another host are not followed (credentials "
+                "would go with them): set base_url to the address that answers"
+            )
+    return response
+
+
 def new_session(
     *, timeout: float = 30.0, connect_timeout: float = 10.0, limit: int = 32
 ) -> aiohttp.ClientSession:
-    """A client session with TLS verification on, bounded timeouts and our user agent."""
+    """A client session with TLS verification on, bounded timeouts, our user agent, and
+    no redirect followed to another origin (every plugin's session comes from here)."""
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
         connector=aiohttp.TCPConnector(limit=limit, ssl=True),
         headers={"User-Agent": USER_AGENT},
         raise_for_status=False,
+        middlewares=(_same_origin_redirects_only,),
     )
 
 
@@ -56,7 +98,9 @@ def raise_for_status(status: int, headers: Any, body: str, *, vendor: str) -> No
     """Raise the delivery error that matches an HTTP status; return quietly for 2xx/3xx."""
     if status < 400:
         return
-    detail = _shorten(body)
+    # Redact before shortening: cut first, a long echoed secret loses its tail and the
+    # remaining head no longer matches the secret, so it would pass redaction.
+    detail = _shorten(redact(body))
     message = (
         f"{vendor} answered HTTP {status}: {detail}"
         if detail

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from .api import Record
+from .errors import IngestError
 
 SEGMENT_TYPES = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 RECORD_TYPES = SEGMENT_TYPES | {"audience", "metric"}
@@ -68,6 +70,25 @@ def new_message_id() -> str:
     return str(uuid.uuid4())
 
 
+def normalise_id(record: Any, make: Callable[[], str] = new_message_id) -> None:
+    """Make ``record["messageId"]`` a non-empty string, in place, as records are accepted.
+
+    A number becomes its decimal string (``7`` → ``"7"``); a missing, null, empty or
+    otherwise non-string id gets ``make()``, a fresh id per record, so that records sent
+    without ids are never merged by a destination that upserts on ``messageId``.
+    Anything that is not an object is left for validation to refuse.
+    """
+    if not isinstance(record, dict):
+        return
+    value = record.get("messageId")
+    if isinstance(value, str) and value.strip():
+        return
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        record["messageId"] = str(value)
+        return
+    record["messageId"] = make()
+
+
 def stable_message_id(*parts: Any) -> str:
     """A deterministic id for records read from an API: re-reading gives the same id,
     so destinations that upsert on ``messageId`` stay free of duplicates."""
@@ -111,3 +132,41 @@ def parse_time(value: Any) -> datetime | None:
 def epoch_ms(value: Any) -> int | None:
     moment = parse_time(value)
     return None if moment is None else int(moment.timestamp() * 1000)
+
+
+# --- accepting records ----------------------------------------------------------------
+
+
+def serialize(records: list[Record], now: str) -> list[bytes]:
+    """Fill the implicit fields and encode records for the queue.
+
+    :raises IngestError: a record nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; nothing of the request is queued then.
+    """
+    bodies = []
+    for record in records:
+        normalise_id(record)
+        if isinstance(record, dict):  # anything else is kept as sent; validation refuses it
+            record.setdefault("receivedAt", now)
+            record.setdefault("timestamp", record["receivedAt"])
+        try:
+            bodies.append(orjson.dumps(record))
+        except orjson.JSONEncodeError as err:
+            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+    return bodies
+
+
+def normalise_pulled(connector: str, records: list[Record], checkpoint: Any) -> None:
+    """Give pulled records string ids; a missing one is derived from the connector, the
+    batch's checkpoint, the record's place and content, so that re-reading the same batch
+    after a failure yields the same ids (destinations that upsert stay duplicate-free)
+    while two records of one batch never share one."""
+    for index, record in enumerate(records):
+
+        def derived(index: int = index, record: Any = record) -> str:
+            try:
+                return stable_message_id(connector, checkpoint, index, record)
+            except TypeError:  # not JSON-able: validation will say so
+                return new_message_id()
+
+        normalise_id(record, derived)

@@ -54,14 +54,24 @@ async def test_transport_errors_are_retried_not_split_into_dead_letters(error):
     # Before: anything but RetryableError/PermanentError became a PermanentError, so a
     # destination that timed out or dropped connections for long enough got every
     # record of the batch bisected into dead letters.
-    destination = FlakyTransport([error] * 10)
-    throttle = Throttle(Backoff(0.001, 0.002), asyncio.Event())
-    pipeline = Pipeline("c", [], destination, throttle=throttle, log=structlog.get_logger())
-    outcome = await pipeline.process([track(i) for i in range(8)])
-    assert outcome.dead == []
-    assert outcome.delivered == 8
-    assert destination.calls == 11, "one whole-batch call per attempt, no splitting"
-    assert throttle.healthy
+    # Below `isolate_after` failures the batch is retried whole; beyond it, it is split
+    # (to find a record at fault), which still never dead-letters: nothing was accepted.
+    for isolate_after, calls in ((20, 11), (5, 12)):
+        destination = FlakyTransport([error] * 10)
+        throttle = Throttle(Backoff(0.001, 0.002), asyncio.Event())
+        pipeline = Pipeline(
+            "c",
+            [],
+            destination,
+            throttle=throttle,
+            log=structlog.get_logger(),
+            isolate_after=isolate_after,
+        )
+        outcome = await pipeline.process([track(i) for i in range(8)])
+        assert outcome.dead == []
+        assert outcome.delivered == 8
+        assert destination.calls == calls
+        assert throttle.healthy
 
 
 def test_request_timeout_is_a_delivery_setting():
