@@ -246,6 +246,13 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  checkpoint:   {orjson.dumps(entry['checkpoint']).decode()}")
         if entry.get("schedule"):
             click.echo(f"  schedule:     {entry['schedule']}")
+    for entry in report.get("orphaned", []):
+        click.echo(
+            click.style(entry["name"], bold=True)
+            + "  not in the configuration; left in the state file:"
+            + f" queue {entry['queue_depth']}, dead letters {entry['dead_letters']}"
+            + f"\n  see `connectord queue list {entry['name']}` / `dlq list {entry['name']}`"
+        )
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
 
@@ -296,8 +303,27 @@ def _store(cfg: Config) -> Any:
 
 
 def _known(cfg: Config, name: str) -> None:
-    if name not in cfg.connectors:
+    """Accept a configured connector, or one the state file still holds records for
+    (removed from the configuration or renamed: its queue and dead letters stay
+    reachable so that they can be listed, replayed or dropped)."""
+    if name in cfg.connectors:
+        return
+    from .queue import known_names
+
+    names: set[str] = set()
+    if cfg.state_path.exists():
+        store = _store(cfg)
+        try:
+            names = known_names(store)
+        finally:
+            store.close()
+    if name not in names:
         raise click.ClickException(f"no connector named {name!r} in {cfg.path}")
+    click.echo(
+        f"note: {name} is not in {cfg.path}; its records stay in the state file until "
+        "it is configured again or they are dropped",
+        err=True,
+    )
 
 
 @dlq.command("list")
@@ -374,6 +400,73 @@ def dlq_purge(name: str, config: str | None, ids: tuple[int, ...], yes: bool) ->
     finally:
         store.close()
     click.echo(f"deleted {removed} dead letters of {name}")
+
+
+@cli.group()
+def queue() -> None:
+    """Queued records: accepted, not yet delivered or dead-lettered."""
+
+
+@queue.command("list")
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print ids and records as JSON.")
+def queue_list(name: str, config: str | None, limit: int, as_json: bool) -> None:
+    """Show a connector's queued records, oldest first (works while the daemon runs)."""
+    from .queue import list_rows
+
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    store = _store(cfg)
+    try:
+        rows = list_rows(store, name, limit=limit)
+        total = store.queue_depth(name)
+    finally:
+        store.close()
+    if as_json:
+        _dump({"total": total, "queued": rows})
+        return
+    click.echo(
+        f"{total} queued records for {name}"
+        + (f" (showing {len(rows)})" if total > len(rows) else "")
+    )
+    for row in rows:
+        record = row["record"]
+        if isinstance(record, dict):
+            what = f"{record.get('type')} {record.get('event') or ''}".strip()
+            click.echo(
+                f"  #{row['id']}  {_when(row['enqueued_at'])}  {what}  {record.get('messageId')}"
+            )
+        else:
+            click.echo(f"  #{row['id']}  {_when(row['enqueued_at'])}  (not an object)")
+
+
+@queue.command("drop")
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--id", "ids", type=int, multiple=True, help="Queue ids (from `queue list`).")
+@click.option("--all", "drop_all", is_flag=True, help="Every queued record of NAME.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def queue_drop(
+    name: str, config: str | None, ids: tuple[int, ...], drop_all: bool, yes: bool
+) -> None:
+    """Delete queued records for good: they are never delivered."""
+    from .queue import drop_rows
+
+    if bool(ids) == drop_all:
+        raise click.UsageError("give --id (repeatable) or --all")
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    what = f"{len(ids)} queued records" if ids else "every queued record"
+    if not yes:
+        click.confirm(f"Delete {what} of {name}? They will never be delivered", abort=True)
+    store = _store(cfg)
+    try:
+        removed = drop_rows(store, name, list(ids) if ids else None)
+    finally:
+        store.close()
+    click.echo(f"dropped {removed} queued records of {name}")
 
 
 def main() -> None:

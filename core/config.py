@@ -132,6 +132,27 @@ class DaemonSettings(BaseModel):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body any push endpoint reads."
     )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's headers, counted from when it "
+        "connects or from the previous answer on the connection (also how long an idle "
+        "keep-alive connection stays open); slower connections are closed.",
+    )
+    body_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a push endpoint waits for a whole request body; a slower "
+        "client is answered 408 and the connection closed. Nothing of it is stored.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open client connections at most; more are answered 503 and closed at "
+        "once (keep it below the process's file-descriptor limit).",
+    )
     timezone: str = Field("UTC", description="Time zone for cron schedules.")
 
     @field_validator("listen")

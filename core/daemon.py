@@ -25,6 +25,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import __version__, systemd
+from . import queue as queue_rows
 from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
 from .errors import StateError
@@ -33,10 +34,11 @@ from .log import set_secrets
 from .metrics import Metrics
 from .registry import Registry
 from .schedule import make_trigger
-from .server import create_app, parse_listen
+from .server import CappedRunner, create_app, parse_listen
 from .state import AsyncStore, Store
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
+ORPHAN_CHECK_SECONDS = 15.0
 UNFINISHED_RUNS = frozenset({"interrupted", "cancelled"})
 """Run states that mean the process died or stopped mid-run: resumed at the next start."""
 
@@ -64,6 +66,8 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.runner: web.AppRunner | None = None
         self.connectors: dict[str, _Supervised] = {}
+        self.orphans: dict[str, int] = {}
+        """Queued records of connectors this daemon does not run (removed, disabled)."""
         self.stop_event = asyncio.Event()
         self.stopping = False
         self._reload_lock = asyncio.Lock()
@@ -115,6 +119,7 @@ class Daemon:
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")
             self._spawn(self._serve_run_requests(), "run-requests")
+            self._spawn(self._watch_orphans(), "orphans")
             self.log.info(
                 "daemon.ready",
                 listen=daemon.listen,
@@ -172,13 +177,21 @@ class Daemon:
             self._health,
             self._expected,
             max_body_bytes=self.config.daemon.max_body_bytes,
+            body_timeout=self.config.daemon.body_timeout,
         )
-        self.runner = web.AppRunner(
+        self.runner = CappedRunner(
             app,
+            max_connections=self.config.daemon.max_connections,
             access_log=None,
             auto_decompress=False,
             handle_signals=False,
             shutdown_timeout=self.config.daemon.shutdown_timeout,
+            # aiohttp closes a connection whose next request has not fully arrived this
+            # long after it opened or after the previous answer: the header deadline.
+            keepalive_timeout=self.config.daemon.header_timeout,
+            # After an early answer (401, 408, 413) the unread rest of a body is read and
+            # ignored this long at most, so the client sees the answer; then it is cut.
+            lingering_time=1.0,
         )
         await self.runner.setup()
         host, port = parse_listen(self.config.daemon.listen)
@@ -197,20 +210,28 @@ class Daemon:
         }
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
+        """What ``/healthz`` answers, to anyone who can reach it: states and counts, never
+        error text (vendor answers may echo credentials; the log has the details).
+        Not ok while stopping or while an enabled connector cannot start."""
         connectors = {}
+        failing = []
         for name, sup in self.connectors.items():
             runtime = sup.runtime
             entry: dict[str, Any] = {"running": bool(runtime and runtime.started)}
             if runtime is not None:
                 entry.update(queued=runtime.depth, healthy=runtime.throttle.healthy)
-                if runtime.throttle.last_error:
-                    entry["last_error"] = runtime.throttle.last_error
                 if runtime.throttle.auth_failing:
                     entry["auth_failing"] = True
             if sup.error:
-                entry["start_error"] = sup.error
+                entry.update(start_failed=True, start_attempts=sup.failures)
+                failing.append(name)
             connectors[name] = entry
-        return not self.stopping, {"connectors": connectors}
+        detail: dict[str, Any] = {"connectors": connectors}
+        if failing:
+            detail["reason"] = f"connectors cannot start: {', '.join(sorted(failing))}"
+        if self.orphans:
+            detail["orphaned"] = dict(self.orphans)
+        return not self.stopping and not failing, detail
 
     # --- connectors -----------------------------------------------------------------------
 
@@ -230,6 +251,13 @@ class Daemon:
             try:
                 if not await self.store.write(Store.acquire_lock, f"connector:{name}"):
                     holder = await self.store.read(Store.lock_holder, f"connector:{name}")
+                    log.error(
+                        "connector.locked_elsewhere",
+                        holder_pid=holder,
+                        state=str(self.config.state_path),
+                        hint="another process runs this connector on the same state file; "
+                        "stop it, or give this daemon its own [daemon] state",
+                    )
                     raise RuntimeError(f"connector is being run by another process (pid {holder})")
                 await self.store.write(Store.abandon_running, name)
                 await runtime.start()
@@ -344,6 +372,7 @@ class Daemon:
                 self._supervise(wanted[name])
             set_secrets(new.secrets)
             self.log.info("config.reloaded", added=added, removed=removed, changed=changed)
+            await self._check_orphans()
             systemd.notify("READY=1", self._status_line())
 
     # --- shutdown -----------------------------------------------------------------------
@@ -390,6 +419,32 @@ class Daemon:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=1.0)
+
+    async def _check_orphans(self) -> None:
+        """Find queued records no connector of this daemon delivers and warn once per
+        change: they stay in the state file (``connectord queue list|drop NAME``)."""
+        try:
+            found = await self.store.read(queue_rows.orphans, list(self.connectors))
+        except Exception as err:
+            self.log.warning("queue.orphan_check_failed", error=repr(err))
+            return
+        for name, queued in sorted(found.items()):
+            if self.orphans.get(name) != queued:
+                self.log.warning(
+                    "queue.orphaned",
+                    connector=name,
+                    queued=queued,
+                    hint=f"no enabled connector named {name!r} delivers these records: "
+                    f"configure it again, or see `connectord queue list {name}` and "
+                    f"`connectord queue drop {name} --all`",
+                )
+        self.orphans = found
+
+    async def _watch_orphans(self) -> None:
+        while not self.stop_event.is_set():
+            await self._check_orphans()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=ORPHAN_CHECK_SECONDS)
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()

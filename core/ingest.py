@@ -6,6 +6,7 @@ server turns it into the vendor's error format through `PushSource.error_respons
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -21,6 +22,9 @@ from .errors import IngestError
 BODY_LIMIT = "connectord.max_body_bytes"
 """Request key where the server puts the daemon-wide body limit (``[daemon]
 max_body_bytes``); `read_body` applies the smaller of it and the plugin's own."""
+BODY_TIMEOUT = "connectord.body_timeout"
+"""Request key where the server puts ``[daemon] body_timeout``: `read_body` refuses a body
+that takes longer to arrive (a slowloris trickling bytes holds no worker forever)."""
 
 
 async def read_body(request: web.Request, *, max_bytes: int, max_decompressed: int) -> bytes:
@@ -33,16 +37,14 @@ async def read_body(request: web.Request, *, max_bytes: int, max_decompressed: i
         raise IngestError(
             413, "body_too_large", f"request body is {length} bytes; the limit is {max_bytes}"
         )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            raise IngestError(
-                413, "body_too_large", f"request body exceeds the limit of {max_bytes} bytes"
-            )
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    seconds = request.get(BODY_TIMEOUT)
+    try:
+        async with asyncio.timeout(seconds):
+            body = await _read_bounded(request, max_bytes)
+    except TimeoutError:
+        raise IngestError(
+            408, "body_timeout", f"request body did not arrive within {seconds:g} s"
+        ) from None
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -53,6 +55,19 @@ async def read_body(request: web.Request, *, max_bytes: int, max_decompressed: i
         "unsupported_encoding",
         f"Content-Encoding {encoding!r} is not supported; use gzip or none",
     )
+
+
+async def _read_bounded(request: web.Request, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise IngestError(
+                413, "body_too_large", f"request body exceeds the limit of {max_bytes} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:

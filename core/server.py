@@ -7,6 +7,7 @@ removes connectors needs no new routes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from . import __version__
 from .errors import IngestError
-from .ingest import BODY_LIMIT, json_response
+from .ingest import BODY_LIMIT, BODY_TIMEOUT, json_response
 from .metrics import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def create_app(
     health: Callable[[], tuple[bool, dict[str, Any]]],
     expected: Callable[[str], bool] = lambda name: False,
     max_body_bytes: int | None = None,
+    body_timeout: float | None = None,
 ) -> web.Application:
     """The aiohttp application. ``connectors`` returns the live runtimes by name;
     ``expected`` tells whether a push connector of that name is configured and enabled;
@@ -94,6 +96,8 @@ def create_app(
             )
         if max_body_bytes is not None:
             request[BODY_LIMIT] = max_body_bytes  # read_body honours it
+        if body_timeout is not None:
+            request[BODY_TIMEOUT] = body_timeout
         try:
             return await handler(request)
         except IngestError as err:
@@ -108,7 +112,10 @@ def create_app(
                     message=err.message,
                     path=path,
                 )
-            return runtime.source.error_response(err)
+            response = runtime.source.error_response(err)
+            if err.code == "body_timeout":
+                response.force_close()  # no keep-alive after a trickled body
+            return response
         except Exception as err:
             metrics.requests_rejected.labels(name, "internal_error").inc()
             runtime.log.exception("ingest.crashed", path=path, error=repr(err))
@@ -125,6 +132,48 @@ def create_app(
     app.router.add_get("/metrics", metrics_view)
     app.router.add_route("*", "/ingest/{connector}/{tail:.*}", ingest)
     return app
+
+
+class CappedRunner(web.AppRunner):
+    """An `aiohttp.web.AppRunner` that keeps at most ``max_connections`` client
+    connections open: one more is answered ``503`` and closed before anything is read,
+    so that idle or slow clients cannot take every file descriptor."""
+
+    def __init__(self, app: web.Application, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.max_connections = max_connections
+
+    async def _make_server(self) -> Any:
+        return _CappedServer(await super()._make_server(), self.max_connections)
+
+
+class _CappedServer:
+    """aiohttp's protocol factory, refusing connections beyond the cap."""
+
+    def __init__(self, server: web.Server, cap: int) -> None:
+        self._server = server
+        self._cap = cap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self._server.connections) >= self._cap:
+            log.warning("http.connection_refused", reason="max_connections", limit=self._cap)
+            return _Busy()
+        return self._server()
+
+
+class _Busy(asyncio.Protocol):
+    ANSWER = (
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.ANSWER)
+        transport.close()
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -51,6 +51,7 @@ def collect_status(config: Config) -> dict[str, Any]:
                     "dead_letters": dead.get(name, 0),
                 }
             )
+        orphaned = _orphaned(store, config) if store else []
     finally:
         if store is not None:
             store.close()
@@ -59,4 +60,16 @@ def collect_status(config: Config) -> dict[str, Any]:
         "state": str(config.state_path),
         "daemon_pid": daemon_pid,
         "connectors": entries,
+        "orphaned": orphaned,
     }
+
+
+def _orphaned(store: Store, config: Config) -> list[dict[str, Any]]:
+    """Connectors gone from the configuration whose records are still in the state file."""
+    from .queue import known_names
+
+    depths, dead = store.queue_depth(), store.dead_letter_count()
+    return [
+        {"name": name, "queue_depth": depths.get(name, 0), "dead_letters": dead.get(name, 0)}
+        for name in sorted(known_names(store) - set(config.connectors))
+    ]

@@ -48,7 +48,7 @@ def _connectors_up(health: bytes) -> bool:
         connectors = orjson.loads(health).get("connectors", {})
     except orjson.JSONDecodeError:
         return False
-    return all(c.get("running") or c.get("start_error") for c in connectors.values())
+    return all(c.get("running") or c.get("start_failed") for c in connectors.values())
 
 
 class DaemonProcess:
@@ -125,7 +125,9 @@ class DaemonProcess:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
                 status, body = self.get("/healthz")
-                if status == 200 and b'"daemon.ready"' in self._own_log() and _connectors_up(body):
+                # 503 too: a connector that cannot start makes the daemon unhealthy.
+                up = status in (200, 503) and _connectors_up(body)
+                if up and b'"daemon.ready"' in self._own_log():
                     return
             except OSError:
                 pass
