@@ -143,7 +143,7 @@ class Throttle:
         """Record a transient failure; return the delay before the next attempt."""
         self.failures += 1
         self.auth_failing = isinstance(error, AuthError)
-        self.last_error = redact(str(error))  # shown by /healthz: vendors echo credentials
+        self.last_error = redact(str(error))  # in run errors: vendors echo credentials
         attempt = self.failures - 1
         if self.auth_failing:  # credentials rarely fix themselves: back off hard
             attempt += 4
