@@ -23,6 +23,7 @@ from . import records as record_model
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
+from .isolation import Isolation, Item, Ledger, RecordSet, Strikes
 from .log import redact
 from .state import DeadLetter
 
@@ -55,36 +56,6 @@ class Parked(Exception):
         super().__init__(f"{len(unfinished)} records held back")
         self.outcome = outcome
         self.unfinished = unfinished
-
-
-@dataclass
-class Strikes:
-    """How one record has fared across attempts; the push queue keeps one per queued
-    row for as long as the row is queued, so that it survives being handed back."""
-
-    failures: int = 0
-    """Failed attempts that included this record."""
-    alone: int = 0
-    """Failed attempts with this record on its own."""
-    first_alone: float = 0.0
-    """When it first failed on its own (`time.monotonic`)."""
-    idle: int = 0
-    """Failures on its own in a row with nothing else acknowledged in between."""
-    last_failure: float = 0.0
-
-    def failed(self, now: float, last_success: float, *, alone: bool) -> None:
-        if alone:
-            self.alone += 1
-            self.first_alone = self.first_alone or now
-            others_went_through = self.last_failure and last_success > self.last_failure
-            self.idle = 0 if others_went_through else self.idle + 1
-        self.failures += 1
-        self.last_failure = now
-
-    def at_fault(self, last_success: float, limit: int) -> bool:
-        """Failed ``limit`` times on its own, and the destination accepted other records
-        after its first failure on its own: it works, only this record does not."""
-        return self.alone >= limit and last_success > self.first_alone
 
 
 class Throttle:
@@ -164,48 +135,6 @@ class Outcome:
     """Source records a mapping filtered out on purpose."""
 
 
-@dataclass
-class _Item:
-    origin: int
-    record: Record
-
-
-@dataclass
-class _Set:
-    """Records sent together, and how that has gone."""
-
-    items: list[_Item]
-    since: float
-    """When the set was made (`time.monotonic`)."""
-    failures: int = 0
-    split: bool = False
-    """Made by splitting a set that kept failing."""
-
-    def halves(self, *, split: bool) -> list[_Set]:
-        middle = len(self.items) // 2
-        now = time.monotonic()
-        return [
-            _Set(self.items[:middle], since=now, split=split),
-            _Set(self.items[middle:], since=now, split=split),
-        ]
-
-
-@dataclass
-class _Run:
-    """One `Pipeline.process` call's bookkeeping."""
-
-    reasons: dict[int, list[str]]
-    stages: dict[int, str]
-    strikes: Sequence[Strikes]
-    deadline: float | None
-    park: bool
-    parked: set[int] = field(default_factory=set)
-
-    def reject(self, item: _Item, reason: str) -> None:
-        self.reasons.setdefault(item.origin, []).append(reason)
-        self.stages[item.origin] = "destination"
-
-
 class Pipeline:
     """One connector's mappings and destination, with its retry policy."""
 
@@ -221,7 +150,7 @@ class Pipeline:
         isolate_after: int = 5,
     ) -> None:
         self.connector = connector
-        self.isolate_after = max(1, isolate_after)
+        self.isolation = Isolation(throttle, log, isolate_after)
         self.mappings = list(mappings)
         self.destination = destination
         self.throttle = throttle
@@ -250,7 +179,7 @@ class Pipeline:
         :raises Parked: ``park`` is set and some records were handed back.
         """
         deadline = None if budget is None else time.monotonic() + budget
-        run = _Run(
+        run = Ledger(
             reasons={},
             stages={},
             strikes=strikes if strikes is not None else [Strikes() for _ in records],
@@ -286,25 +215,25 @@ class Pipeline:
 
     def _validate(
         self, records: Sequence[Record], reasons: dict[int, list[str]], stages: dict[int, str]
-    ) -> list[_Item]:
+    ) -> list[Item]:
         items = []
         for i, record in enumerate(records):
             issue = record_model.problem(record)
             if issue is None:
-                items.append(_Item(i, record))
+                items.append(Item(i, record))
             else:
                 reasons.setdefault(i, []).append(f"invalid record: {issue}")
                 stages[i] = "validation"
         return items
 
     async def _map(
-        self, items: list[_Item], reasons: dict[int, list[str]], stages: dict[int, str]
-    ) -> list[_Item]:
+        self, items: list[Item], reasons: dict[int, list[str]], stages: dict[int, str]
+    ) -> list[Item]:
         for mapping in self.mappings:
             if not items:
                 break
             results = await mapping.map_batch([item.record for item in items])
-            mapped: list[_Item] = []
+            mapped: list[Item] = []
             for item, result in zip(items, results, strict=True):
                 if isinstance(result, Exception):
                     reasons.setdefault(item.origin, []).append(_mapping_reason(mapping, result))
@@ -312,11 +241,11 @@ class Pipeline:
                     if not isinstance(result, RecordRejected):
                         self.log.error("mapping.failed", mapping=mapping.type, error=repr(result))
                 else:
-                    mapped.extend(_Item(item.origin, r) for r in result)
+                    mapped.extend(Item(item.origin, r) for r in result)
             items = mapped
         return items
 
-    async def _send(self, items: list[_Item], run: _Run) -> int:
+    async def _send(self, items: list[Item], run: Ledger) -> int:
         """Deliver one chunk; return how many records were acknowledged.
 
         Sets of records are tried round-robin, so that while one set waits out its
@@ -324,7 +253,7 @@ class Pipeline:
         destination accepts anything at all: see `_after_failure` for the rule.
         """
         delivered = 0
-        work = deque([_Set(items, since=time.monotonic())])
+        work = deque([RecordSet(items, since=time.monotonic())])
         while work:
             batch = work.popleft()
             try:
@@ -340,9 +269,9 @@ class Pipeline:
                 work.extend(batch.halves(split=False))
                 continue
             except RetryableError as err:
-                self._after_failure(batch, err, run, work)
+                self.isolation.after_failure(batch, err, run, work)
                 continue
-            retry: list[_Item] = []
+            retry: list[Item] = []
             accepted = 0
             for index, item in enumerate(batch.items):
                 if index in result.rejected:
@@ -361,71 +290,11 @@ class Pipeline:
                 )
                 delay = self.throttle.failed(error)
                 self.log.info("delivery.partial_retry", count=len(retry), delay=round(delay, 2))
-                remainder = _Set(retry, since=batch.since, failures=batch.failures, split=True)
-                self._after_failure(remainder, error, run, work)
+                remainder = RecordSet(retry, since=batch.since, failures=batch.failures, split=True)
+                self.isolation.after_failure(remainder, error, run, work)
         return delivered
 
-    def _after_failure(
-        self, batch: _Set, err: RetryableError, run: _Run, work: deque[_Set]
-    ) -> None:
-        """Decide what a retryable failure of ``batch`` leads to.
-
-        The rule that tells a record at fault from a destination that is down:
-
-        - A set of several records is split in two after ``isolate_after`` failures in a
-          row, or after one failure once it is itself half of a split and the destination
-          has acknowledged other records since it was made. Splitting never dead-letters.
-        - A single record is dead-lettered once it has failed ``isolate_after`` times on
-          its own and the destination acknowledged other records after its first failure
-          on its own: the destination works, only this record does not.
-        - A single record that fails while nothing else is acknowledged is what an
-          outage looks like: it is retried (behind the throttle), never dead-lettered.
-          When the caller can hold it back (``park``, the push queue), it is handed back
-          after two failures in a row with nothing else acknowledged in between, so that
-          it does not hold a delivery slot while other records wait.
-
-        Network errors (no answer at all) count like any other retryable failure here;
-        only an answer proves the destination is up, and that proof is what dead-letters.
-        """
-        batch.failures += 1
-        now = time.monotonic()
-        alone = len(batch.items) == 1
-        for item in batch.items:
-            run.strikes[item.origin].failed(now, self.throttle.last_success, alone=alone)
-        if not alone:
-            evidence = self.throttle.last_success > batch.since
-            if batch.failures >= self.isolate_after or (batch.split and evidence):
-                self.log.info(
-                    "delivery.batch.isolating",
-                    size=len(batch.items),
-                    attempts=batch.failures,
-                    error=str(err),
-                )
-                work.extend(batch.halves(split=True))
-            else:
-                work.append(batch)
-            return
-        item = batch.items[0]
-        strikes = run.strikes[item.origin]
-        if strikes.at_fault(self.throttle.last_success, self.isolate_after):
-            reason = (
-                f"kept failing ({strikes.failures} attempts, {strikes.alone} on its own) "
-                f"while the destination accepted other records; isolated as the record "
-                f"at fault: {err}"
-            )
-            self.log.warning(
-                "delivery.record.isolated",
-                attempts=strikes.failures,
-                message_id=_message_id(item.record),
-                error=str(err),
-            )
-            run.reject(item, reason)
-        elif run.park and strikes.idle >= 2:
-            run.parked.add(item.origin)
-        else:
-            work.append(batch)
-
-    async def _attempt(self, pending: list[_Item], deadline: float | None) -> Any:
+    async def _attempt(self, pending: list[Item], deadline: float | None) -> Any:
         """One destination call behind the throttle.
 
         :raises RetryableError: a transient failure (network errors become one).
@@ -483,11 +352,6 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.delivery_retries.labels(self.connector).inc()
             self.metrics.connector_up.labels(self.connector).set(0)
-
-
-def _message_id(record: Any) -> str | None:
-    value = record.get("messageId") if isinstance(record, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _mapping_reason(mapping: Mapping, err: Exception) -> str:
