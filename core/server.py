@@ -8,6 +8,7 @@ removes connectors needs no new routes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -150,16 +151,29 @@ class CappedRunner(web.AppRunner):
 class _CappedServer:
     """aiohttp's protocol factory, refusing connections beyond the cap."""
 
+    LOG_EVERY = 10.0  # seconds: a flood of refusals is one log line per interval
+
     def __init__(self, server: web.Server, cap: int) -> None:
         self._server = server
         self._cap = cap
+        self._refused = 0
+        self._logged_at = 0.0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
 
     def __call__(self) -> asyncio.BaseProtocol:
         if len(self._server.connections) >= self._cap:
-            log.warning("http.connection_refused", reason="max_connections", limit=self._cap)
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._logged_at >= self.LOG_EVERY:
+                log.warning(
+                    "http.connection_refused",
+                    reason="max_connections",
+                    limit=self._cap,
+                    refused=self._refused,
+                )
+                self._logged_at, self._refused = now, 0
             return _Busy()
         return self._server()
 
