@@ -7,6 +7,13 @@ Faithful to the contract in docs/integrations/pushwoosh.md:
   token type is a 401, an application the token is not granted is a 403
   ("Token restrictions forbid this operation"), both in the status envelope;
 - argument errors are HTTP 200 with ``status_code`` 210;
+- plans: with ``plan`` other than ``"custom"`` the Tags API (listTags/addTag/deleteTag,
+  "For Custom Plan subscriptions only") answers 403 "Token restrictions forbid this
+  operation" (the documented 403 shape; Pushwoosh does not document the plan refusal
+  itself); ``createFilter`` with ``application`` is refused (210) unless
+  ``high_speed_setup`` (the docs reserve that field to High-Speed Setup accounts);
+- ``bulkSetTags`` with fewer than 50 devices is refused (400 ``invalid request``,
+  the documented error body): Pushwoosh sets a minimum of 50;
 - tags have types; a value that does not fit its tag's type is an argument error;
   unknown tags on setTags are created with a type inferred from the JSON value;
 - ``bulkSetTags`` runs asynchronously: its status is ``Pending`` until polled
@@ -26,6 +33,7 @@ Usage::
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -55,7 +63,20 @@ TYPE_NAMES = {
 }
 _DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?$")
 _VERSION_VALUE = re.compile(r"^\d{1,4}(\.\d{1,4}){0,3}$")
-TRACKING_HEADER = "timestamp;tracking_code;target_id;hwid;status;description"
+TRACKING_COLUMNS = (
+    "timestamp",
+    "tracking_code",
+    "target_id",
+    "hwid",
+    "status",
+    "description",
+    "appCode",
+    "payload",
+)
+TRACKING_HEADER = "//" + ";".join(TRACKING_COLUMNS)
+"""The documented header line (developer/api-reference/statistics-api/push-tracking)."""
+PLAN_LIMITED = frozenset({"addTag", "deleteTag", "listTags"})
+BULK_MIN_DEVICES = 50
 
 
 class ArgumentError(Exception):
@@ -87,12 +108,17 @@ class PushwooshEmulator(VendorEmulator):
         *,
         pending_polls: int = 1,
         require_known_events: bool = False,
+        plan: str = "custom",
+        high_speed_setup: bool = False,
     ) -> None:
         self.application = application
         self.api_token = api_token
         self.device_token = device_token
         self.pending_polls = pending_polls
         self.require_known_events = require_known_events
+        self.plan = plan
+        """``"custom"`` has the Tags API; any other plan is refused it (403)."""
+        self.high_speed_setup = high_speed_setup
         self.tag_types: dict[str, int] = {}
         self.user_tags: dict[str, dict[str, Any]] = {}
         self.device_tags: dict[str, dict[str, Any]] = {}
@@ -159,8 +185,10 @@ class PushwooshEmulator(VendorEmulator):
         hwid: str,
         status: str,
         description: str = "",
+        payload: dict[str, Any] | None = None,
     ) -> None:
-        """A push tracking-log line (status: created, sent, delivered, opened)."""
+        """A push tracking-log line (status: created, sent, delivered, failed, opened);
+        ``target_id`` is the device id the push was addressed to (hwid or push token)."""
         moment = timestamp.astimezone(UTC)
         self.tracking.setdefault(moment.date().isoformat(), []).append(
             {
@@ -170,6 +198,8 @@ class PushwooshEmulator(VendorEmulator):
                 "hwid": hwid,
                 "status": status,
                 "description": description,
+                "appCode": self.application,
+                "payload": orjson.dumps(payload).decode() if payload is not None else "",
             }
         )
 
@@ -230,6 +260,10 @@ class PushwooshEmulator(VendorEmulator):
         refused = self._authorize(method, request, fields)
         if refused is not None:
             return refused
+        if method in PLAN_LIMITED and self.plan != "custom":
+            return json_response(
+                envelope(403, "Token restrictions forbid this operation"), status=403
+            )
         try:
             response = handler(fields, request)
         except ArgumentError as err:
@@ -371,6 +405,8 @@ class PushwooshEmulator(VendorEmulator):
 
     def m_createFilter(self, fields: dict[str, Any], request: web.Request) -> dict:
         self._require(fields, "name", "filter_expression")
+        if "application" in fields and not self.high_speed_setup:
+            raise ArgumentError("application is available for High-Speed Setup accounts only")
         name = str(fields["name"])
         if name in self.filters:
             raise ArgumentError(f"Filter with name {name} already exists")
@@ -395,9 +431,8 @@ class PushwooshEmulator(VendorEmulator):
             raise ArgumentError("Filter not found")
 
     def m_getTrackingLog(self, fields: dict[str, Any], request: web.Request) -> dict:
-        self._require(fields, "date")
-        try:
-            day = date.fromisoformat(str(fields["date"]))
+        try:  # "date" is optional in the docs; without it, today
+            day = date.fromisoformat(str(fields.get("date") or datetime.now(UTC).date()))
         except ValueError:
             raise ArgumentError("date must be YYYY-MM-DD") from None
         today = datetime.now(UTC).date()
@@ -488,7 +523,7 @@ class PushwooshEmulator(VendorEmulator):
         if body.get("application") != self.application:
             return json_response({"message": "forbidden"}, status=403)
         devices = body.get("devices")
-        if not isinstance(devices, list) or not devices:
+        if not isinstance(devices, list) or len(devices) < BULK_MIN_DEVICES:
             return json_response({"message": "invalid request"}, status=400)
         for device in devices:
             if not isinstance(device, dict) or not any(
@@ -663,13 +698,16 @@ def check_value(name: str, kind: int, value: Any) -> None:
 
 
 def tracking_zip(rows: list[dict[str, str]]) -> bytes:
-    """A tracking-log ZIP: one ``;``-separated CSV with the documented columns."""
-    lines = [TRACKING_HEADER]
-    columns = TRACKING_HEADER.split(";")
-    lines += [";".join(row.get(c, "") for c in columns) for row in rows]
+    """A tracking-log ZIP: one ``;``-separated CSV with the eight documented columns,
+    quoted as in the documented example (timestamp and payload in quotes, ``""``)."""
+    text = io.StringIO()
+    text.write(TRACKING_HEADER + "\n")
+    writer = csv.writer(text, delimiter=";", quotechar='"', lineterminator="\n")
+    for row in rows:
+        writer.writerow(row.get(c, "") for c in TRACKING_COLUMNS)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("tracking_log.csv", "\n".join(lines) + "\n")
+        archive.writestr("tracking_log.csv", text.getvalue())
     return buffer.getvalue()
 
 
