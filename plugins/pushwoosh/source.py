@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, AnyHttpUrl, Field
 
-from connectord import Batch, Options, PullSource, Record, Secret
+from connectord import AuthError, Batch, Options, PermanentError, PullSource, Record, Secret
 from connectord.backoff import Backoff
 from connectord.http import call_with_retries
 from connectord.records import iso, parse_time, stable_message_id
@@ -86,8 +86,15 @@ class _PushwooshPull(PullSource):
         self.backoff = Backoff(min(1.0, options.poll_interval), 60.0)
 
     async def check(self) -> str:
-        await self.client.list_filters()
-        return f"server token accepted for application {self.options.application}"
+        """The server token (the only one a pull source uses) against the server API."""
+        app = self.options.application
+        try:
+            await self.client.list_filters()
+        except (AuthError, PermanentError) as err:
+            raise AuthError(
+                f"api_token rejected by the server API (listFilters) for {app}: {err}"
+            ) from err
+        return f"api_token accepted by the server API (listFilters) for {app}"
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         def on_retry(attempt: int, error: Exception, delay: float) -> None:

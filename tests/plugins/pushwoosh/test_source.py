@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from connectord import RetryableError
+from connectord import AuthError, RetryableError
 from connectord.plugins.pushwoosh.source import PushwooshMessageStats, PushwooshTrackingLog
 from connectord.testing import make_context, run_source
 
@@ -248,9 +248,12 @@ async def test_stats_pages_and_retries(pushwoosh, pull_options):
 async def test_pull_sources_check_their_token(pushwoosh, pull_options):
     async with make_context() as context:
         good = PushwooshTrackingLog(PushwooshTrackingLog.Options(**pull_options()), context)
-        assert await good.check() == "server token accepted for application ABCDE-12345"
+        assert await good.check() == (
+            "api_token accepted by the server API (listFilters) for ABCDE-12345"
+        )
         bad = PushwooshMessageStats(
             PushwooshMessageStats.Options(**pull_options(api_token="wrong")), context
         )
-        with pytest.raises(Exception, match="401"):
+        with pytest.raises(AuthError, match="api_token rejected by the server API") as caught:
             await bad.check()
+        assert "401" in str(caught.value) and "wrong" not in str(caught.value)
