@@ -106,13 +106,23 @@ class TagSync:
             except PlanLimited as err:
                 await self._tags_api_refused(err)
             else:
-                changed = {
+                changed: dict[str, Any] = {
                     f"{TAG_KEY}{n}": int(t) for n, t in listed.items() if catalog.get(n) != t
                 }
                 catalog.update(listed)
-                await self.state.set_many(changed)
+                await self.state.set_many(changed | await self._notices_resolved(listed))
         self.catalog = catalog
         return catalog
+
+    async def _notices_resolved(self, listed: dict[str, TagType]) -> dict[str, Any]:
+        """State changes once listTags answers: the plan refusal is over, and tags that
+        now exist need no creating by hand."""
+        changes: dict[str, Any] = {TAGS_API_KEY: None, f"{NOTICE_KEY}tags_api": None}
+        by_hand = await self.state.get(f"{NOTICE_KEY}tags") or {}
+        if by_hand:
+            left = {name: label for name, label in by_hand.items() if name not in listed}
+            changes[f"{NOTICE_KEY}tags"] = left or None
+        return changes
 
     async def create_tags(self, new_types: dict[str, TagType]) -> list[str]:
         """Create (or remember, and list for the operator) new tags; return those that

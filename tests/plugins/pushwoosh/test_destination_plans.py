@@ -118,3 +118,28 @@ async def test_fifty_audience_changes_use_bulk_list_operators(pushwoosh, destina
     [bulk] = [r for r in pushwoosh.requests_to("/api/v2/audience/") if r.method == "POST"]
     assert {d["list_operator"] for d in bulk.json()["devices"]} == {"append"}
     assert len(pushwoosh.members_of("Big (connectord)")) == 50
+
+
+async def test_after_an_upgrade_the_tags_api_is_used_again_and_notices_clear(
+    pushwoosh, destination_options
+):
+    """A refused Tags API is asked again a day later; what now exists is no longer listed."""
+    pushwoosh.plan = "basic"
+    state = MemoryKeyValue()
+    options = destination_options()
+    async with make_context(state=state) as context:
+        await deliver(PushwooshDestination, options, [identify("u1", plan="pro")], context=context)
+    assert state.data["notice:tags"] == {"plan": "String"}
+    pushwoosh.plan = "custom"
+    pushwoosh.define_tag("plan", 2)  # created by hand, as the notice asked
+    state.data["plan:tags_api_refused_at"] -= 25 * 3600
+    async with make_context(state=state) as context:
+        result = await deliver(
+            PushwooshDestination, options, [identify("u2", plan="max", age=3)], context=context
+        )
+    assert result.rejected == {}
+    assert [
+        r.json()["request"]["tag"]["name"] for r in pushwoosh.requests_to("/json/1.3/addTag")
+    ] == ["age"]
+    assert not any(key.startswith("notice:") for key in state.data)
+    assert "plan:tags_api_refused_at" not in state.data
