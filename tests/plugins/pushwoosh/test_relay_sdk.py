@@ -22,7 +22,7 @@ import pytest
 from connectord.plugins.pushwoosh.device_api import METHODS
 from connectord.plugins.pushwoosh.relay import PushwooshRelay
 from connectord.state import MemoryKeyValue
-from connectord.testing import make_context
+from connectord.testing import free_port, make_context
 from connectord.testing.emulator import json_response
 from tests.emulators.pushwoosh import PushwooshEmulator, envelope
 from tests.plugins.pushwoosh.test_relay import serve
@@ -338,3 +338,34 @@ async def test_concurrent_calls_share_the_last_place(relay, upstream):
     assert statuses == [200, 200, 503, 503, 503, 503]
     assert len(upstream.requests_to("/json/1.3/setTags")) == 2
     assert len(relay.queued) == 2
+
+
+@pytest.mark.e2e
+def test_the_daemon_refuses_before_forwarding_when_the_queue_is_full(
+    connectord_daemon, emulator_server
+):
+    """The finding as reported: max_queue 1, the destination down, 4 calls. Before, 3
+    were answered 503 yet all 4 reached Pushwoosh; now only the one recorded does."""
+    upstream = SdkPushwoosh(application=APP, device_token=DEVICE)
+    url = emulator_server(upstream).url
+    daemon = connectord_daemon(
+        f"""
+[connectors.pw]
+source = {{ type = "pushwoosh.relay", application = "{APP}", device_token = "{DEVICE}", \
+base_url = "{url}" }}
+destination = {{ type = "webhook", url = "http://127.0.0.1:{free_port()}/down" }}
+delivery = {{ max_queue = 1, retry_initial = 30 }}
+"""
+    )
+    statuses = []
+    for n in range(4):
+        status, answer = daemon.post(
+            "/ingest/pw/json/1.3/setTags",
+            sdk_call("setTags", tags={"n": n}),
+            headers={"Authorization": f"Token {DEVICE}"},
+        )
+        statuses.append((status, answer["status_code"]))
+    assert statuses == [(200, 200)] + [(503, 503)] * 3
+    assert len(upstream.requests_to("/json/1.3/setTags")) == 1
+    assert upstream.tags_of("u1") == {"n": 0}
+    assert daemon.stop() == 0
