@@ -1,4 +1,5 @@
-"""The Pushwoosh Device API methods the relay serves, and the CORS answers it gives.
+"""The wire side of the Pushwoosh relay: the Device API methods it serves, the CORS
+answers it gives, and how much of a body it reads.
 
 Pushwoosh's SDKs call more methods than its docs list, and a relay that an SDK's host
 points at must serve every one of them, or the SDK breaks (a 404 from ``getConfig``
@@ -17,6 +18,9 @@ refused before its body is read.
 from __future__ import annotations
 
 from aiohttp import web
+
+from connectord import IngestError
+from connectord.ingest import BODY_LIMIT, decompress
 
 DOCS = "https://docs.pushwoosh.com/developer/api-reference"
 WEB_SDK = "npm web-push-notifications 3.55.0, modules/ApiClient/ApiClient.d.ts"
@@ -97,3 +101,41 @@ def preflight(request: web.Request, origins: tuple[str, ...]) -> web.Response:
     )
     headers["Vary"] = "Origin, Access-Control-Request-Headers"
     return web.Response(status=204, headers=headers)
+
+
+async def read_call(
+    request: web.Request, *, limit: int, decoded_limit: int, trusted: bool
+) -> tuple[bytes, bytes]:
+    """The body as it came (to forward unchanged) and decoded (to read), refusing more
+    than ``limit`` bytes on the wire (or the daemon-wide limit, if smaller) and
+    ``decoded_limit`` after gzip/deflate. ``trusted``: the caller's token was checked,
+    so a refusal need not point at the limit for calls without one."""
+    limit = min(limit, request.get(BODY_LIMIT, limit))
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, trusted)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, trusted)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw, raw
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            return raw, decompress(raw, encoding, decoded_limit)
+        except IngestError as err:
+            if err.status == 413:
+                raise _too_large(decoded_limit, trusted, "decompressed ") from None
+            raise
+    raise IngestError(
+        415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported"
+    )
+
+
+def _too_large(limit: int, trusted: bool, what: str = "") -> IngestError:
+    hint = "" if trusted else "; calls without Authorization: Token are held to this limit"
+    return IngestError(413, "body_too_large", f"{what}request body exceeds {limit} bytes{hint}")

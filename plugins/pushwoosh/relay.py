@@ -38,7 +38,7 @@ from connectord import (
     Route,
     Secret,
 )
-from connectord.ingest import BODY_LIMIT, decompress, json_response, parse_json, secrets_match
+from connectord.ingest import json_response, parse_json, secrets_match
 from connectord.records import iso, parse_time
 
 from .client import ArgumentError, PushwooshClient, validate_application
@@ -50,7 +50,7 @@ from .const import (
     STATUS_OK,
     VENDOR,
 )
-from .device_api import METHODS, RECORDED, cors_headers, preflight
+from .device_api import METHODS, RECORDED, cors_headers, preflight, read_call
 
 TAGS_KEY = "tags:"
 DEVICE_KEY = "device:"
@@ -139,7 +139,7 @@ class PushwooshRelay(PushSource):
             ),
             base_url=str(options.base_url),
         )
-        self._state_lock = asyncio.Lock()
+        self.recorder = RelayRecorder(context.state, options)
         self._reserved = 0  # queue places promised to calls being forwarded right now
 
     async def check(self) -> str:
@@ -199,7 +199,13 @@ class PushwooshRelay(PushSource):
         self, method: str, request: web.Request, cors: dict[str, str]
     ) -> web.StreamResponse:
         known_token = self._header_token_known(request)
-        raw, body = await self._read(request, trusted=known_token)
+        limit = self.max_body_bytes if known_token else self.options.max_unauthenticated_bytes
+        raw, body = await read_call(
+            request,
+            limit=min(limit, self.max_body_bytes),
+            decoded_limit=self.max_decompressed_bytes if known_token else limit,
+            trusted=known_token,
+        )
         fields = self._fields(body, known_token)
         recorded = method in RECORDED
         if recorded:
@@ -207,14 +213,8 @@ class PushwooshRelay(PushSource):
         self._reserve(recorded)
         try:
             answer = await self._forward(method, request, raw)
-            envelope = answer.payload if isinstance(answer.payload, dict) else {}
-            if recorded and answer.status < 400 and envelope.get("status_code") == STATUS_OK:
-                records = await self.records_for(method, fields, envelope.get("response"), request)
-                try:
-                    await self.ingest(records)
-                except IngestError:
-                    self.log.warning("pushwoosh.relay.not_recorded", method=method)
-                    raise
+            if recorded:
+                await self._record(method, fields, answer, request)
         finally:
             self._reserved -= int(recorded)
         headers = {
@@ -225,6 +225,21 @@ class PushwooshRelay(PushSource):
             headers["Retry-After"] = answer.headers["Retry-After"]
         return web.Response(body=answer.body, status=answer.status, headers=headers)
 
+    async def _record(
+        self, method: str, fields: dict[str, Any], answer: Any, request: web.Request
+    ) -> None:
+        """Commit the records of a call Pushwoosh accepted; its refusals record nothing."""
+        envelope = answer.payload if isinstance(answer.payload, dict) else {}
+        if answer.status >= 400 or envelope.get("status_code") != STATUS_OK:
+            return
+        response = envelope.get("response")
+        records = await self.recorder.records_for(method, fields, response, request)
+        try:
+            await self.ingest(records)
+        except IngestError:
+            self.log.warning("pushwoosh.relay.not_recorded", method=method)
+            raise
+
     def _header_token_known(self, request: web.Request) -> bool:
         """Whether the call carries a token the relay knows; an unknown one is a 401
         before anything else is spent on the call."""
@@ -234,30 +249,6 @@ class PushwooshRelay(PushSource):
         if not secrets_match(header_token, self.tokens):
             raise _unauthorized()
         return True
-
-    async def _read(self, request: web.Request, *, trusted: bool) -> tuple[bytes, bytes]:
-        """The body as it came (to forward) and decoded (to read), within the limits."""
-        limit = self.max_body_bytes if trusted else self.options.max_unauthenticated_bytes
-        limit = min(limit, self.max_body_bytes, request.get(BODY_LIMIT, limit))
-        decoded_limit = self.max_decompressed_bytes if trusted else limit
-        if request.content_length is not None and request.content_length > limit:
-            raise _too_large(limit, trusted)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit, trusted)
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding in ("", "identity"):
-            return raw, raw
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            return raw, decompress(raw, encoding, decoded_limit)
-        raise IngestError(
-            415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported"
-        )
 
     def _fields(self, body: bytes, known_token: bool) -> dict[str, Any]:
         """``request`` of a call for this application, with a known ``auth`` if any."""
@@ -308,7 +299,15 @@ class PushwooshRelay(PushSource):
                 retry_after=5,
             ) from err
 
-    # --- records ----------------------------------------------------------------------
+
+class RelayRecorder:
+    """Turns accepted calls into records, keeping each user's tags and each device's
+    user and platform in the connector's state, so every record is complete on its own."""
+
+    def __init__(self, state: Any, options: Any) -> None:
+        self.state = state
+        self.options = options
+        self._lock = asyncio.Lock()
 
     async def records_for(
         self, method: str, fields: dict[str, Any], response: Any, request: web.Request
@@ -318,7 +317,7 @@ class PushwooshRelay(PushSource):
         user_id = _text(fields.get("userId"))
         if method == "registerUser" and user_id is None:
             user_id = hwid  # Pushwoosh uses the hwid when no user id is given
-        async with self._state_lock:  # read-modify-write of the user's tags
+        async with self._lock:  # read-modify-write of the user's tags
             device = await self._device(hwid, fields, user_id)
             subject = user_id or device.get("userId") or (f"hwid:{hwid}" if hwid else None)
             if subject is None:
@@ -350,7 +349,7 @@ class PushwooshRelay(PushSource):
         if hwid is None:
             return {}
         key = f"{DEVICE_KEY}{hwid}"
-        device = dict(await self.context.state.get(key) or {})
+        device = dict(await self.state.get(key) or {})
         changed = False
         if user_id and device.get("userId") != user_id:
             device["userId"] = user_id
@@ -360,13 +359,13 @@ class PushwooshRelay(PushSource):
             changed |= device.get("platform_id") != platform
             device["platform_id"] = platform
         if changed:
-            await self.context.state.set(key, device)
+            await self.state.set(key, device)
         return device
 
     async def _update_tags(
         self, method: str, subject: str, hwid: str | None, fields: dict[str, Any]
     ) -> dict[str, Any]:
-        state = self.context.state
+        state = self.state
         key = f"{TAGS_KEY}{subject}"
         loose_key = f"{TAGS_KEY}hwid:{hwid}" if hwid and not subject.startswith("hwid:") else None
         found = await state.get_many([key] + ([loose_key] if loose_key else []))
@@ -468,11 +467,6 @@ def validate_call(method: str, fields: dict[str, Any]) -> None:
 
 def _argument(message: str) -> IngestError:
     return IngestError(400, "argument_error", f"Argument error: {message}")
-
-
-def _too_large(limit: int, trusted: bool) -> IngestError:
-    hint = "" if trusted else "; calls without Authorization: Token are held to this limit"
-    return IngestError(413, "body_too_large", f"request body exceeds {limit} bytes{hint}")
 
 
 def _unauthorized() -> IngestError:

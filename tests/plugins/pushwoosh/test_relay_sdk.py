@@ -278,7 +278,8 @@ async def test_unauthenticated_calls_cost_little(relay, upstream):
     gz = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     status, answer, median = await timed(relay, body, gz, rounds=10)
     assert (status, answer["status_code"]) == (413, 413)
-    assert "65536 bytes" in answer["status_message"]  # the tokenless cap, not 8 MB
+    assert "65536 bytes" in answer["status_message"]  # the tokenless cap, not 8 MiB
+    assert "without Authorization" in answer["status_message"]
     # an unknown token is refused from the headers, before the body is read
     wrong = {**gz, "Authorization": "Token wrong"}
     status, answer, wrong_median = await timed(relay, body, wrong, rounds=10)
