@@ -342,6 +342,8 @@ async def test_check_verifies_the_callers_token(pushwoosh):
 
 
 async def test_a_full_queue_is_a_503_even_after_pushwoosh_accepted(pushwoosh):
+    """The fallback when the queue fills between the room check and the commit (here:
+    no room is reported, as from a writer the relay cannot see): still a 503."""
     async with make_context("r") as context:
 
         async def enqueue(records):
