@@ -22,7 +22,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from tests.clients.conftest import chromium_path
 from tests.plugins.pushwoosh.test_relay_sdk import SdkPushwoosh
 
 pytestmark = pytest.mark.e2e
@@ -48,23 +47,6 @@ pw.addEventHandler('ready', async () => {
 pw.push(['init', INIT]);
 </script></body></html>
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """The shared ``browser`` fixture's Chromium, for this module only: Playwright's sync
-    API leaves its event loop marked running in this thread while it is open, and a
-    session-wide browser breaks every asyncio test that runs after it."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
