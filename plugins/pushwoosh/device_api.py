@@ -5,7 +5,7 @@ Pushwoosh's SDKs call more methods than its docs list, and a relay that an SDK's
 points at must serve every one of them, or the SDK breaks (a 404 from ``getConfig``
 stops the Web SDK's initialisation). Each method below names the source that shows it
 is called on ``/json/1.3/``; the relay forwards all of them unchanged and records only
-the ones `RECORDED` lists.
+the ones `RELAY_METHODS` lists (both in `const`).
 
 Authentication is Pushwoosh's, per method: every method here is a Device API method,
 which takes the Device API token in ``Authorization: Token <token>`` (API access token
@@ -21,47 +21,6 @@ from aiohttp import web
 
 from connectord import IngestError
 from connectord.ingest import BODY_LIMIT, decompress
-
-DOCS = "https://docs.pushwoosh.com/developer/api-reference"
-WEB_SDK = "npm web-push-notifications 3.55.0, modules/ApiClient/ApiClient.d.ts"
-WEB_SDK_TYPES = "npm web-push-notifications 3.55.0, modules/ApiClient/ApiClient.types.d.ts"
-PYPUSHWOOSH = "PyPI pypushwoosh 0.3.1, pypushwoosh/command.py"
-
-METHODS: dict[str, str] = {
-    # Device API page
-    "registerDevice": f"{DOCS}/device-api",
-    "unregisterDevice": f"{DOCS}/device-api",
-    "setTags": f"{DOCS}/device-api",
-    "getTags": f"{DOCS}/device-api",
-    "setBadge": f"{DOCS}/device-api; {PYPUSHWOOSH} (SetBadgeCommand)",
-    "applicationOpen": f"{DOCS}/device-api; {WEB_SDK}",
-    "pushStat": f"{DOCS}/device-api; {PYPUSHWOOSH} (PushStatCommand)",
-    "messageDeliveryEvent": f"{DOCS}/device-api; {WEB_SDK}",
-    # User-centric API page
-    "registerUser": f"{DOCS}/user-centric-api",
-    "postEvent": f"{DOCS}/user-centric-api",
-    # Email API page, called by the Web SDK for email channels
-    "registerEmail": f"{DOCS}/email-api; {WEB_SDK}",
-    "registerEmailUser": f"{DOCS}/email-api; {WEB_SDK}",
-    "setEmailTags": f"{DOCS}/email-api; {WEB_SDK}",
-    # Called by the SDKs, not in the public reference
-    "getConfig": WEB_SDK,
-    "checkDevice": WEB_SDK,
-    "deleteDevice": WEB_SDK,
-    "getInboxMessages": WEB_SDK,
-    "inboxStatus": WEB_SDK,
-    "getPopupFormContent": WEB_SDK,
-    "recordPopupFormEvent": WEB_SDK,
-    "setPurchase": WEB_SDK,
-    "multiRegisterDevice": WEB_SDK,
-    "registerSmsNumber": WEB_SDK_TYPES,
-    "registerWhatsappNumber": WEB_SDK_TYPES,
-    "getNearestZone": f"{PYPUSHWOOSH} (GetNearestZoneCommand)",
-}
-"""Method → where it is shown to be a ``/json/1.3/`` device-side call."""
-
-RECORDED = ("postEvent", "setTags", "registerUser", "registerDevice")
-"""Methods whose accepted calls become records (see `connectord.plugins.pushwoosh.relay`)."""
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding"
 """Answered to preflights that name no headers. The Web SDK asks for ``authorization``

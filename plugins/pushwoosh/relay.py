@@ -44,13 +44,15 @@ from connectord.records import iso, parse_time
 from .client import ArgumentError, PushwooshClient, validate_application
 from .const import (
     DEFAULT_BASE_URL,
+    DEVICE_API_METHODS,
     LEGACY_PATH,
     PLATFORMS,
+    RELAY_METHODS,
     STATUS_ARGUMENT_ERROR,
     STATUS_OK,
     VENDOR,
 )
-from .device_api import METHODS, RECORDED, cors_headers, preflight, read_call
+from .device_api import cors_headers, preflight, read_call
 
 TAGS_KEY = "tags:"
 DEVICE_KEY = "device:"
@@ -158,7 +160,7 @@ class PushwooshRelay(PushSource):
 
     def routes(self) -> list[Route]:
         routes = []
-        for method in METHODS:
+        for method in DEVICE_API_METHODS:
             path = f"{LEGACY_PATH.strip('/')}/{method}"
             routes.append(Route("POST", path, self._handler(method)))
             routes.append(Route("OPTIONS", path, self._preflight))
@@ -207,7 +209,7 @@ class PushwooshRelay(PushSource):
             trusted=known_token,
         )
         fields = self._fields(body, known_token)
-        recorded = method in RECORDED
+        recorded = method in RELAY_METHODS
         if recorded:
             validate_call(method, fields)
         self._reserve(recorded)

@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 import pytest
 
-from connectord.plugins.pushwoosh.device_api import METHODS
+from connectord.plugins.pushwoosh.const import DEVICE_API_METHODS as METHODS
 from connectord.plugins.pushwoosh.relay import PushwooshRelay
 from connectord.state import MemoryKeyValue
 from connectord.testing import free_port, make_context
