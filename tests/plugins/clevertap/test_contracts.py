@@ -15,7 +15,12 @@ import pytest
 from connectord.http import new_session
 from connectord.plugins.clevertap import mapping
 from connectord.plugins.clevertap.client import interpret
-from connectord.plugins.clevertap.source import CampaignsSource, CountsSource, EventsSource
+from connectord.plugins.clevertap.source import (
+    CampaignsSource,
+    CountsSource,
+    EventsSource,
+    ProfilesSource,
+)
 from connectord.testing import make_context, run_source
 from tests.plugins.clevertap.common import source_options
 
@@ -121,23 +126,35 @@ async def test_campaign_calls_post_the_documented_bodies(emulator, served):
     assert all(r.method == "POST" and set(r.json()) == set(report["body"]) for r in results)
 
 
+async def checked(cls: type, options: dict[str, Any]) -> str:
+    async with contextlib.AsyncExitStack() as stack:
+        context = await stack.enter_async_context(make_context())
+        source = cls(cls.Options.model_validate(options), context)
+        await source.start()
+        stack.push_async_callback(source.close)
+        return await source.check()
+
+
 @pytest.mark.parametrize(
     ("cls", "extra", "event"),
     [
         (EventsSource, {"events": ["Charged", "App Launched"]}, "Charged"),
         (CountsSource, {"events": ["Added To Cart"]}, "Added To Cart"),
+        (ProfilesSource, {"event": "Product Viewed"}, "Product Viewed"),
     ],
 )
 async def test_check_asks_for_an_event_the_connector_reads(emulator, served, cls, extra, event):
     """``check`` must pass only if the run can: it queries a configured event name."""
-    async with contextlib.AsyncExitStack() as stack:
-        context = await stack.enter_async_context(make_context())
-        source = cls(
-            cls.Options.model_validate(source_options(emulator, served.url, **extra)), context
-        )
-        await source.start()
-        stack.push_async_callback(source.close)
-        message = await source.check()
+    message = await checked(cls, source_options(emulator, served.url, **extra))
     (request,) = emulator.requests_to("/1/events.json")
     assert request.json()["event_name"] == event
     assert repr(event) in message
+
+
+async def test_campaigns_check_lists_campaigns_only(emulator, served):
+    options = source_options(emulator, served.url)
+    del options["end"]
+    await checked(CampaignsSource, options)
+    (request,) = emulator.requests_to("/1/")
+    assert (request.method, request.path) == ("POST", "/1/targets/list.json")
+    assert set(request.json()) == {"from", "to"}
