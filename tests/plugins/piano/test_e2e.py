@@ -133,8 +133,10 @@ base_url = "{server.url}" }}
     assert (event.site, event.idclient, event.name) == (SITE, "piano-visitor-7", "pw_siteopened")
     assert event.data["pushwooshid"] == "pw-user-7"
     assert event.data["src_medium"] == "CAMP-1"
-    assert event.data["plan"] == "pro"
+    assert event.data["Plan"] == "pro"  # keys as given, as Piano's JS SDK sends them
     assert event.data["user_id"] == "pw-user-7"
+    assert event.data["user_recognition"] is False
+    assert piano.limit_breaches == []
     assert event.headers["X-Forwarded-For"] == "198.51.100.4"
     assert event.headers["User-Agent"] == "Mozilla/5.0 (Android)"
 

@@ -134,7 +134,7 @@ destination = {piano_destination(piano_url)}
     assert event.data["country"] == "FR"
     assert event.data["button"] == "Buy"
     assert event.data["user_id"] == "pw-user-1"
-    assert event.data["device_timestamp_utc"] == 1795428000000
+    assert event.data["device_timestamp_utc"] == 1795428000.0  # epoch seconds, as Piano's SDK
     assert event.headers["User-Agent"] == "Pushwoosh/6.7 (Android 14)"
     assert event.headers["X-Forwarded-For"] == "127.0.0.1"
     assert PW_DEVICE_TOKEN not in daemon.logs()
@@ -173,9 +173,7 @@ destination = {piano_destination(piano_url)}
         assert event.data["tracking_code"] == "TRK-1"
         assert event.data["hwid"] == "hw-2"
     opened = piano.collected[-1]
-    assert opened.data["device_timestamp_utc"] == int(
-        (yesterday + timedelta(minutes=5)).timestamp() * 1000
-    )
+    assert opened.data["device_timestamp_utc"] == (yesterday + timedelta(minutes=5)).timestamp()
     assert piano.collect_requests == 1, "one visitor, one request"
     assert daemon.stop() == 0
 
