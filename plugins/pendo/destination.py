@@ -8,9 +8,10 @@
   integration key; ``?create=true`` on agent fields so missing visitors, accounts and
   fields are created.
 
-Per-record outcomes come back as `DeliveryResult`: Pendo's ``missing``/``errors`` and
-records that break Pendo's name/size rules are rejected with a reason; 429/5xx are
-retried, honouring ``Retry-After``.
+Per-record outcomes come back as `DeliveryResult`: Pendo's ``missing``/``errors`` are
+rejected with a reason; 429/5xx are retried, honouring ``Retry-After``. A property or
+field name Pendo cannot display is renamed or dropped, not the record (Pendo itself
+accepts such events); each such name is logged once and counted (`FixReport`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,18 @@ from connectord import (
 
 from . import const
 from .client import PendoClient
-from .payloads import metadata_target, metadata_values, name_problem, split_fields, track_payload
+from .fixes import FixReport
+from .payloads import (
+    Fixes,
+    metadata_target,
+    metadata_values,
+    name_problem,
+    split_fields,
+    track_payload,
+)
 
 EVENT_TYPES = frozenset({"track", "page", "screen"})
+
 METADATA_TYPES = frozenset({"identify", "group"})
 
 
@@ -159,6 +169,7 @@ class PendoDestination(Destination):
             const.VISITOR: frozenset(options.visitor_custom_fields),
             const.ACCOUNT: frozenset(options.account_custom_fields),
         }
+        self.fixes = FixReport(self.log)
 
     async def check(self) -> str | None:
         done = []
@@ -200,7 +211,10 @@ class PendoDestination(Destination):
     def event(self, record: Record) -> dict[str, Any]:
         if self.client.track_secret is None:
             raise RecordRejected("pendo: track_secret is not set, so events cannot be sent")
-        return track_payload(record)
+        fixes = Fixes()
+        payload = track_payload(record, fixes=fixes)
+        self.fixes.note(fixes, payload["event"])
+        return payload
 
     def add_metadata(
         self, index: int, record: Record, metadata: dict[tuple[str, str], dict[str, Entry]]
@@ -210,7 +224,9 @@ class PendoDestination(Destination):
                 "pendo: integration_key is not set, so visitor/account metadata cannot be sent"
             )
         kind, entity = metadata_target(record)
-        values = metadata_values(record.get("traits"))
+        fixes = Fixes()
+        values = metadata_values(record.get("traits"), fixes)
+        self.fixes.note(fixes)
         groups = split_fields(values, self.custom[kind]) or {const.AGENT: {}}
         for group, group_values in groups.items():
             entry = metadata.setdefault((kind, group), {}).setdefault(entity, Entry(entity, {}))
