@@ -375,3 +375,39 @@ def test_analytics_js_routes_and_cors(ingest):
     assert full.status_code == 503
     assert full.headers["Access-Control-Allow-Origin"] == "*"
     assert "Retry-After" in full.headers["Access-Control-Expose-Headers"]
+
+
+def test_framework_answers_carry_the_sources_cors_headers():
+    """The daemon's own 503 while a connector (re)starts, and its preflight answer, come
+    with the headers the source declares (`connectord.cors`), from its configuration."""
+    from types import SimpleNamespace
+
+    from connectord import cors
+    from connectord.metrics import Metrics
+    from connectord.server import create_app
+    from connectord.testing import EmulatorServer
+
+    plugin = SimpleNamespace(cls=SegmentSource)
+    connector = SimpleNamespace(enabled=True, is_push=True, source=SimpleNamespace(plugin=plugin))
+    config = SimpleNamespace(connectors={"seg": connector})
+    app = create_app(lambda: {}, Metrics(), lambda: (True, {}), lambda name: name == "seg")
+    cors.install(app, lambda: config)
+    with EmulatorServer(app) as server:
+        starting = requests.post(f"{server.url}/ingest/seg/v1/t", data=b"{}")
+        assert starting.status_code == 503
+        assert starting.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Retry-After" in starting.headers["Access-Control-Expose-Headers"]
+        assert "Access-Control-Allow-Headers" not in starting.headers  # preflight only
+        preflight = requests.options(
+            f"{server.url}/ingest/seg/v1/t",
+            headers={
+                "Origin": "https://shop.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+            },
+        )
+        assert preflight.status_code == 204
+        assert "X-Retry-Count" in preflight.headers["Access-Control-Allow-Headers"]
+        unknown = requests.post(f"{server.url}/ingest/other/v1/t", data=b"{}")
+        assert unknown.status_code == 404
+        assert "Access-Control-Allow-Origin" not in unknown.headers  # nothing declared it
