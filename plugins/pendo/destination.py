@@ -169,7 +169,7 @@ class PendoDestination(Destination):
             const.VISITOR: frozenset(options.visitor_custom_fields),
             const.ACCOUNT: frozenset(options.account_custom_fields),
         }
-        self.fixes = FixReport(self.log)
+        self.fixes = FixReport(self.log, context.count)
 
     async def check(self) -> str | None:
         done = []
@@ -213,7 +213,7 @@ class PendoDestination(Destination):
             raise RecordRejected("pendo: track_secret is not set, so events cannot be sent")
         fixes = Fixes()
         payload = track_payload(record, fixes=fixes)
-        self.fixes.note(fixes, payload["event"])
+        self.fixes.note(fixes, record, payload["event"])
         return payload
 
     def add_metadata(
@@ -226,7 +226,7 @@ class PendoDestination(Destination):
         kind, entity = metadata_target(record)
         fixes = Fixes()
         values = metadata_values(record.get("traits"), fixes)
-        self.fixes.note(fixes)
+        self.fixes.note(fixes, record)
         groups = split_fields(values, self.custom[kind]) or {const.AGENT: {}}
         for group, group_values in groups.items():
             entry = metadata.setdefault((kind, group), {}).setdefault(entity, Entry(entity, {}))

@@ -82,11 +82,14 @@ async def test_names_pendo_cannot_display_are_fixed_not_the_records(pendo, optio
         {"type": "alias", "userId": "u5", "previousId": "a5"},
         track("u6"),
     ]
+    counted: list[str] = []
     async with make_context() as context:
+        context.count = lambda event, n=1: counted.extend([event] * n)
         destination = PendoDestination(PendoDestination.Options.model_validate(options), context)
         with capture_logs() as logs:
             result = await destination.send(records)
             await destination.send([track("u7", properties={"Order ID": 9})])
+            await destination.send(records[:1])  # a retry is not counted twice
     assert set(result.rejected) == {4}
     assert "alias records have no Pendo equivalent" in result.rejected[4]
     events = {e["visitorId"]: e for e in pendo.events}
@@ -97,6 +100,9 @@ async def test_names_pendo_cannot_display_are_fixed_not_the_records(pendo, optio
     assert pendo.visitor("u4") == {"First_Name": "Ada"}
     assert pendo.unusable_fields == set()
     assert destination.fixes.counts == {"renamed": 4, "dropped": 1, "properties_too_large": 1}
+    assert sorted(counted) == ["pendo_name_dropped"] + ["pendo_name_renamed"] * 4 + [
+        "pendo_properties_too_large"
+    ]
     names = [(e["event"], e.get("name")) for e in logs if e["event"].startswith("pendo.n")]
     assert names == [
         ("pendo.name.renamed", "Order ID"),  # once, though three records had it

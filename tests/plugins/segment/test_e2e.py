@@ -228,3 +228,10 @@ def test_pendo_refusals_become_dead_letters_and_outages_are_retried(pipeline):
     assert [d["record"]["userId"] for d in letters] == ["u4"]
     assert "visitor is locked" in letters[0]["reason"]
     assert "pendo.name.renamed" in daemon.logs()
+    renamed = daemon.metric(
+        "connectord_plugin_events_total",
+        connector="seg",
+        plugin="pendo",
+        event="pendo_name_renamed",
+    )
+    assert renamed == 1
