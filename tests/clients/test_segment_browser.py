@@ -68,8 +68,12 @@ retry_max = 0.5
 def site(node_modules: Path) -> web.Application:
     """The customer's web site: the page and the library's bundles, nothing else."""
     bundles = node_modules / "@segment" / "analytics-next" / "dist" / "umd"
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text=PAGE, content_type="text/html"))
+    app.router.add_get("/", page)
     app.router.add_static("/analytics-next/bundles/", bundles)
     return app
 
@@ -169,6 +173,45 @@ def test_analytics_next_retries_after_a_503_and_every_event_arrives(
         assert retried and all(t.get("status") in (200, 503) for t in retried)
         assert any(t.get("status") == 200 for t in retried), json.dumps(traffic.sent)
         assert traffic.failed == []  # no CORS failure, no preflight refused
+        context.close()
+    finally:
+        page_server.stop()
+
+
+def test_analytics_next_events_sent_while_the_daemon_restarts_arrive(
+    browser, node_modules, connectord_daemon, emulator_server
+):
+    """While the daemon is down the library's requests fail at the network level; its
+    retries (with ``X-Retry-Count``) must get through once the daemon is back."""
+    pendo = PendoEmulator()
+    daemon = connectord_daemon(config(emulator_server(pendo).url))
+    page_server = EmulatorServer(site(node_modules)).start()
+    try:
+        traffic = Traffic(daemon.url)
+        context = browser.new_context()
+        page = context.new_page()
+        page.on("request", traffic.request)
+        page.on("response", traffic.response)
+        page.goto(page_server.url.replace("127.0.0.1", "localhost") + "/")
+        api_host = daemon.url.removeprefix("http://") + "/ingest/seg/v1"
+        assert page.evaluate(LOAD, [WRITE_KEY, api_host])
+        page.evaluate("() => window.analytics.identify('user-2', { plan: 'free' })")
+        wait(page, lambda: pendo.visitor("user-2"), daemon)
+
+        daemon.kill()
+        page.evaluate(
+            """() => {
+              window.analytics.track("Search", { query: "boots" });
+              window.analytics.track("Filter", { size: 42 });
+            }"""
+        )
+        page.wait_for_timeout(1500)  # a few attempts fail while nothing listens
+        daemon.start()
+        wait(page, lambda: len(pendo.events) == 2, daemon)
+        events = {e["event"]: e["properties"] for e in pendo.events}
+        assert events == {"Search": {"query": "boots"}, "Filter": {"size": 42}}
+        retried = [t for t in traffic.sent if t["method"] == "POST" and t["retry"]]
+        assert any(t.get("status") == 200 for t in retried), json.dumps(traffic.sent)
         context.close()
     finally:
         page_server.stop()
