@@ -80,80 +80,84 @@ class Outcomes:
                 self.retry[index] = error
 
 
+class PendoOptions(Options):
+    """Options of the ``pendo`` destination."""
+
+    track_secret: Secret | None = Field(
+        None,
+        description="Track Event shared secret (Settings > Subscription Settings > "
+        "Applications > App Details); needed for track/page/screen events.",
+    )
+    integration_key: Secret | None = Field(
+        None,
+        description="Integration key with write access (Settings > Integrations > "
+        "Integration Keys); needed for identify/group metadata and `check --online`.",
+    )
+    region: Literal["us", "us1", "eu", "jpn", "au"] = Field(
+        "us",
+        description="Pendo region: us (app.pendo.io), us1, eu, jpn or au.",
+    )
+    base_url: AnyHttpUrl | None = Field(
+        None,
+        description="Pendo host for both APIs, overriding `region` (a proxy, an "
+        "emulator). Default: the region's host, https://app.pendo.io for us.",
+    )
+    track_base_url: AnyHttpUrl | None = Field(
+        None,
+        description="Host for /data/track if it differs from base_url, e.g. https://data.pendo.io.",
+    )
+    page_events: bool = Field(
+        False,
+        description='Send page and screen calls as track events ("Viewed <name> Page"); '
+        "off, they are acknowledged without being sent.",
+    )
+    create_missing: bool = Field(
+        True,
+        description="Add ?create=true to agent metadata calls so that missing visitors, "
+        "accounts and agent fields are created.",
+    )
+    visitor_custom_fields: list[str] = Field(
+        default_factory=list,
+        description="Visitor traits to write as custom fields (defined beforehand in "
+        "Pendo's Data Mappings) instead of agent fields.",
+    )
+    account_custom_fields: list[str] = Field(
+        default_factory=list,
+        description="Group traits to write as custom account fields.",
+    )
+    track_concurrency: int = Field(
+        const.DEFAULT_TRACK_CONCURRENCY,
+        ge=1,
+        le=64,
+        description="Track event calls in flight at once.",
+    )
+
+    @field_validator("visitor_custom_fields", "account_custom_fields")
+    @classmethod
+    def _field_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = name_problem(name, max_length=None)
+            if problem is not None:
+                raise ValueError(f"custom field {name!r}: {problem}")
+        return names
+
+    @model_validator(mode="after")
+    def _credentials(self) -> PendoOptions:
+        if self.track_secret is None and self.integration_key is None:
+            raise ValueError(
+                "set track_secret (track events), integration_key (visitor and account "
+                "metadata), or both"
+            )
+        return self
+
+
 class PendoDestination(Destination):
     """Send Segment-model records to Pendo's Track Events and metadata APIs."""
 
     type = "pendo"
     max_batch_size: ClassVar[int] = const.DEFAULT_METADATA_BATCH
 
-    class Options(Options):
-        track_secret: Secret | None = Field(
-            None,
-            description="Track Event shared secret (Settings > Subscription Settings > "
-            "Applications > App Details); needed for track/page/screen events.",
-        )
-        integration_key: Secret | None = Field(
-            None,
-            description="Integration key with write access (Settings > Integrations > "
-            "Integration Keys); needed for identify/group metadata and `check --online`.",
-        )
-        region: Literal["us", "us1", "eu", "jpn", "au"] = Field(
-            "us",
-            description="Pendo region: us (app.pendo.io), us1, eu, jpn or au.",
-        )
-        base_url: AnyHttpUrl | None = Field(
-            None,
-            description="Pendo host for both APIs, overriding `region` (a proxy, an "
-            "emulator). Default: the region's host, https://app.pendo.io for us.",
-        )
-        track_base_url: AnyHttpUrl | None = Field(
-            None,
-            description="Host for /data/track if it differs from base_url, e.g. "
-            "https://data.pendo.io.",
-        )
-        page_events: bool = Field(
-            False,
-            description='Send page and screen calls as track events ("Viewed <name> Page"); '
-            "off, they are acknowledged without being sent.",
-        )
-        create_missing: bool = Field(
-            True,
-            description="Add ?create=true to agent metadata calls so that missing visitors, "
-            "accounts and agent fields are created.",
-        )
-        visitor_custom_fields: list[str] = Field(
-            default_factory=list,
-            description="Visitor traits to write as custom fields (defined beforehand in "
-            "Pendo's Data Mappings) instead of agent fields.",
-        )
-        account_custom_fields: list[str] = Field(
-            default_factory=list,
-            description="Group traits to write as custom account fields.",
-        )
-        track_concurrency: int = Field(
-            const.DEFAULT_TRACK_CONCURRENCY,
-            ge=1,
-            le=64,
-            description="Track event calls in flight at once.",
-        )
-
-        @field_validator("visitor_custom_fields", "account_custom_fields")
-        @classmethod
-        def _field_names(cls, names: list[str]) -> list[str]:
-            for name in names:
-                problem = name_problem(name, max_length=None)
-                if problem is not None:
-                    raise ValueError(f"custom field {name!r}: {problem}")
-            return names
-
-        @model_validator(mode="after")
-        def _credentials(self) -> PendoDestination.Options:
-            if self.track_secret is None and self.integration_key is None:
-                raise ValueError(
-                    "set track_secret (track events), integration_key (visitor and account "
-                    "metadata), or both"
-                )
-            return self
+    Options = PendoOptions
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
