@@ -80,6 +80,8 @@ class PluginContext:
         changed to fit a vendor's rules, ...); a no-op outside the daemon.
     :param enqueue: for push sources only: commit records to the connector's durable
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
+    :param queue_room: for push sources only: how many more records the queue takes now
+        (its bound minus its depth), for sources that must refuse before acting.
     """
 
     connector: str
@@ -89,6 +91,7 @@ class PluginContext:
     http: Callable[[], aiohttp.ClientSession]
     count: Callable[..., None] = lambda event, n=1: None
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
+    queue_room: Callable[[], int] | None = None
 
 
 class Plugin:

@@ -88,6 +88,7 @@ class ConnectorRuntime:
             http=self.http,
             count=lambda event, n=1: self._count_event(spec.type, event, n),
             enqueue=self.enqueue if push else None,
+            queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
 
     def _count_event(self, plugin: str, event: str, n: int = 1) -> None:
