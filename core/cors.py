@@ -38,7 +38,8 @@ def source_policy(config: Callable[[], Any]) -> Policy:
         connector = config().connectors.get(name)
         if connector is None or not connector.enabled or not connector.is_push:
             return None
-        return getattr(connector.source.plugin.cls, "cors_headers", None)
+        headers = getattr(connector.source.plugin.cls, "cors_headers", None)
+        return headers if isinstance(headers, Mapping) else None
 
     return policy
 
