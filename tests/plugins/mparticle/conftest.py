@@ -19,6 +19,7 @@ from aiohttp import web
 
 from connectord import QueueFull
 from connectord.metrics import Metrics
+from connectord.plugins.mparticle.common import REJECTED_TYPE
 from connectord.plugins.mparticle.source import MparticleSource
 from connectord.server import create_app
 from connectord.state import MemoryKeyValue
@@ -173,6 +174,16 @@ class SourceServer:
 
     def url(self, path: str) -> str:
         return f"{self.server.url}/ingest/{self.connector}/{path}"
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        """What was committed for delivery."""
+        return [r for r in self.records if r["type"] != REJECTED_TYPE]
+
+    @property
+    def dead(self) -> list[dict[str, Any]]:
+        """What was committed to become a dead letter (``reason``, ``part``)."""
+        return [r for r in self.records if r["type"] == REJECTED_TYPE]
 
     def post(
         self, path: str, payload: Any, headers: dict[str, str] | None = None

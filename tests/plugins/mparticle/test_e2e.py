@@ -4,17 +4,16 @@ Pushwoosh emulator on the other."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 import mparticle
+import orjson
 import pytest
 
 from tests.emulators.pushwoosh import PushwooshEmulator
 
 from .conftest import (
     FIREHOSE_SECRET,
-    custom_event,
     events_batch,
     firehose_events,
     membership_change,
@@ -302,22 +301,30 @@ def test_firehose_events_and_webhook_output_reach_pushwoosh(daemon, pushwoosh):
     assert pushwoosh.tags_of("w-1") == {"First Name": "Wanda"}
 
 
-def test_a_batch_with_one_bad_event_delivers_the_others_to_pushwoosh(daemon, pushwoosh):
-    batch = events_batch(user_identities={"customer_id": "b-1"})
-    batch["events"].insert(1, {"event_type": "custom_event", "data": {"event_name": 42}})
-    batch["events"].append(custom_event("click"))
-    key = base64.b64encode(b"e2e-key:e2e-secret").decode()
-    status, body = daemon.post(
-        f"/ingest/{CONNECTOR}/v2/events", batch, {"Authorization": f"Basic {key}"}
+def test_a_bulk_upload_with_a_bad_batch_is_accepted_and_the_bad_batch_dead_lettered(
+    daemon, pushwoosh
+):
+    """mParticle answers 202 when some batches of a bulk request fail: the official
+    client must not see an error (and retry, duplicating the good batches)."""
+    bad = events_batch(user_identities={"customer_id": "b-2"}, source_request_id="r-bad")
+    bad["events"].insert(1, {"event_type": "custom_event", "data": {"event_name": 42}})
+    config = mparticle.Configuration()
+    config.host = f"{daemon.url}/ingest/{CONNECTOR}/v2"
+    config.api_key, config.api_secret = "e2e-key", "e2e-secret"
+    api = mparticle.EventsApi(config)
+    good = events_batch(user_identities={"customer_id": "b-1"})
+    _, status, _ = api.bulk_upload_events_with_http_info([good, bad])  # type: ignore[list-item]
+    assert status == 202
+    daemon.wait_for(lambda: len(pushwoosh.events_of("b-1")) == 2, message="the good batch")
+    daemon.wait_for(
+        lambda: daemon.metric("connectord_dead_letters", connector=CONNECTOR) == 1,
+        message="the bad batch in the dead letters",
     )
-    assert status == 400
-    assert body["errors"][0]["message"] == (
-        'batch, event 1 (custom_event): Required event field "event_name" is missing or empty.'
+    listed = orjson.loads(daemon.cli("dlq", "list", CONNECTOR, "--json").stdout)
+    (letter,) = listed["dead_letters"]
+    assert letter["stage"] == "validation"
+    assert letter["record"]["reason"] == (
+        'batch 1, event 1 (custom_event): Required event field "event_name" is missing or empty.'
     )
-    daemon.wait_for(lambda: len(pushwoosh.events_of("b-1")) == 3, message="the good events")
-    assert sorted(e["event"] for e in pushwoosh.events_of("b-1")) == [
-        "Screen Viewed",
-        "click",
-        "click",
-    ]
-    assert pushwoosh.tags_of("b-1") == {"First Name": "Jane", "Age": 31, "plan": "gold"}
+    assert letter["record"]["part"] == bad
+    assert pushwoosh.events_of("b-2") == []
