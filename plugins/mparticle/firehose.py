@@ -342,6 +342,8 @@ def audience_attributes(value: Any) -> dict[str, Any]:
         raise Invalid(f'"user_attributes" must be an array; found {kind_of(value)}')
     traits: dict[str, Any] = {}
     for entry in value:
+        if entry == {}:
+            continue  # mParticle's own sample carries an empty entry
         if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
             raise Invalid('each user_attributes entry needs a "key"')
         action = entry.get("action", "upsert")
