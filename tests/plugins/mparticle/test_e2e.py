@@ -4,6 +4,7 @@ Pushwoosh emulator on the other."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import mparticle
@@ -14,6 +15,7 @@ from tests.emulators.pushwoosh import PushwooshEmulator
 
 from .conftest import (
     FIREHOSE_SECRET,
+    custom_event,
     events_batch,
     firehose_events,
     membership_change,
@@ -30,6 +32,7 @@ ENV = {
     "MPARTICLE_API_SECRET": "e2e-secret",
     "MPARTICLE_FIREHOSE_SECRET": FIREHOSE_SECRET,
     "MPARTICLE_WEBHOOK_AUTHORIZATION": "Bearer e2e-webhook",
+    "MPARTICLE_KINESIS_ACCESS_KEY": "e2e-kinesis-key",
     "PUSHWOOSH_API_TOKEN": "server-token-for-tests",
     "PUSHWOOSH_DEVICE_TOKEN": "device-token-for-tests",
 }
@@ -50,6 +53,7 @@ api_key = "${{MPARTICLE_API_KEY}}"
 api_secret = "${{MPARTICLE_API_SECRET}}"
 firehose_secret = "${{MPARTICLE_FIREHOSE_SECRET}}"
 webhook_authorization = "${{MPARTICLE_WEBHOOK_AUTHORIZATION}}"
+kinesis_access_key = "${{MPARTICLE_KINESIS_ACCESS_KEY}}"
 
 [connectors.{CONNECTOR}.destination]
 type = "pushwoosh"
@@ -328,3 +332,59 @@ def test_a_bulk_upload_with_a_bad_batch_is_accepted_and_the_bad_batch_dead_lette
     )
     assert letter["record"]["part"] == bad
     assert pushwoosh.events_of("b-2") == []
+
+
+def kinesis_delivery(daemon, request_id: str, *messages) -> tuple[int, dict]:
+    """What an Amazon Data Firehose stream fed by mParticle's Kinesis outputs posts."""
+    envelope = {
+        "requestId": request_id,
+        "timestamp": 1700000000000,
+        "records": [{"data": base64.b64encode(orjson.dumps(m)).decode()} for m in messages],
+    }
+    return daemon.post(
+        f"/ingest/{CONNECTOR}/kinesis",
+        envelope,
+        {
+            "X-Amz-Firehose-Protocol-Version": "1.0",
+            "X-Amz-Firehose-Request-Id": request_id,
+            "X-Amz-Firehose-Access-Key": ENV["MPARTICLE_KINESIS_ACCESS_KEY"],
+        },
+    )
+
+
+def membership(customer: str, is_member: bool, at: int) -> dict:
+    """A message of mParticle's Amazon Kinesis Firehose audience output."""
+    return {
+        "MembershipChangedTimestamp": str(at),
+        "AudienceId": 456,
+        "AudienceName": "High value",
+        "IsMember": is_member,
+        "UserIdentities": {"CustomerId": customer, "Email": f"{customer}@example.com"},
+    }
+
+
+def test_kinesis_audience_and_event_outputs_reach_pushwoosh(daemon, pushwoosh):
+    """The path an ordinary mParticle customer can set up: the Amazon Kinesis Firehose
+    audience and event outputs into a delivery stream whose HTTP endpoint is us."""
+    outbound = events_batch(
+        user_identities=[{"identity_type": "customer_id", "identity": "k-1"}],
+        user_attributes={},
+        events=[custom_event("click")],
+    )
+    status, body = kinesis_delivery(
+        daemon,
+        "e0000000-0000-4000-8000-000000000001",
+        membership("k-1", True, 1700000000),
+        membership("k-2", True, 1700000001),
+        outbound,
+    )
+    assert (status, body["requestId"]) == (200, "e0000000-0000-4000-8000-000000000001")
+    daemon.wait_for(lambda: members(pushwoosh) == {"k-1", "k-2"}, message="both members")
+    daemon.wait_for(lambda: pushwoosh.events_of("k-1"), message="the event batch")
+    assert [e["event"] for e in pushwoosh.events_of("k-1")] == ["click"]
+    status, _ = kinesis_delivery(
+        daemon, "e0000000-0000-4000-8000-000000000002", membership("k-2", False, 1700000100)
+    )
+    assert status == 200
+    daemon.wait_for(lambda: members(pushwoosh) == {"k-1"}, message="k-2 left")
+    assert pushwoosh.filter_names().count(SEGMENT) == 1
