@@ -39,8 +39,9 @@ class Settings:
     :param other_events: what to do with events that are not custom events, screen
         views, commerce events or attribute changes: drop them, or forward them as
         ``track`` records named after their mParticle type.
-    :param enforce_limits: apply the Events API's name/value limits (mParticle's own
-        outputs were already checked by mParticle).
+    :param enforce_limits: apply the Events API's name/value limits and its required
+        ``custom_event_type`` (mParticle's own outputs were already checked by
+        mParticle, and its samples of them leave ``custom_event_type`` out).
     """
 
     user_id: str = "customer_id"

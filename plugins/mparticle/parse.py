@@ -331,10 +331,12 @@ def event_records(
         name = required_text(data, "event_name")
         kind = data.get("custom_event_type")
         if kind is None or kind == "":
-            raise Invalid('Required event field "custom_event_type" is missing or empty.')
-        if not one_of(kind, const.CUSTOM_EVENT_TYPES):
+            if limits:  # mParticle's own outputs leave it out (its Kinesis sample does)
+                raise Invalid('Required event field "custom_event_type" is missing or empty.')
+        elif not one_of(kind, const.CUSTOM_EVENT_TYPES):
             raise Invalid(f'"custom_event_type" {kind!r:.40} is not one of mParticle\'s types.')
-        meta["custom_event_type"] = kind
+        else:
+            meta["custom_event_type"] = kind
         bodies = [{"type": "track", "event": _name(name, limits), "properties": properties}]
     elif event_type == "screen_view":
         name = required_text(data, "screen_name")

@@ -70,101 +70,108 @@ class KinesisRefused(IngestError):
         self.request_id = request_id
 
 
+class MparticleOptions(Options):
+    """The options of ``mparticle.http``: one credential per path it serves."""
+
+    api_key: Secret | None = Field(
+        None,
+        description="Events API key: the username of HTTP Basic auth on v2/events and "
+        "v2/bulkevents (what an mParticle SDK is configured with).",
+    )
+    api_secret: Secret | None = Field(
+        None, description="Events API secret: the password of HTTP Basic auth."
+    )
+    firehose_secret: Secret | None = Field(
+        None,
+        description="Shared secret for the firehose path, which only an mParticle partner "
+        "integration (registered by mParticle) can use: sent as `Authorization: Bearer`, or "
+        "in the account setting named by `firehose_setting` (then at most 1 MiB of the "
+        "request is read before the secret is checked).",
+    )
+    firehose_setting: str = Field(
+        const.DEFAULT_FIREHOSE_SETTING,
+        min_length=1,
+        max_length=100,
+        description="Id of the Firehose account setting that carries `firehose_secret`.",
+    )
+    webhook_authorization: Secret | None = Field(
+        None,
+        description="The exact `Authorization` header value entered in mParticle's "
+        'Webhook output, e.g. "Bearer 3f9c…" or "Basic dXNlcjpwYXNz".',
+    )
+    kinesis_access_key: Secret | None = Field(
+        None,
+        description="The access key of the Amazon Data Firehose delivery stream that "
+        "mParticle's Amazon Kinesis Firehose outputs write to, whose HTTP endpoint "
+        "destination is this connector's `kinesis` path.",
+    )
+    user_id: str = Field(
+        "customer_id",
+        description="The mParticle identity that becomes `userId`: customer_id, email, "
+        "other, other_id_2 … other_id_10, mobile_number, … or mpid.",
+    )
+    mpid_fallback: bool = Field(
+        True, description="Use the mpid as `userId` when the `user_id` identity is absent."
+    )
+    other_events: Literal["drop", "track"] = Field(
+        "drop",
+        description="Events other than custom events, screen views, commerce events and "
+        'attribute changes (sessions, lifecycle, push, ...): "drop" them, or "track" them '
+        "with their mParticle type as the event name.",
+    )
+    max_partner_body_bytes: int = Field(
+        const.DEFAULT_PARTNER_MAX_BYTES,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest Webhook, Kinesis or Firehose request body. Events API "
+        "requests are limited to 256 KB, as at mParticle.",
+    )
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id(cls, value: str) -> str:
+        from .common import canonical_identity
+
+        name = canonical_identity(value)
+        if name != "mpid" and name not in const.USER_IDENTITIES:
+            raise ValueError(
+                f"unknown mParticle identity {value!r}; use mpid or one of "
+                + ", ".join(const.USER_IDENTITIES)
+            )
+        return name
+
+    @field_validator(
+        "api_key",
+        "api_secret",
+        "firehose_secret",
+        "webhook_authorization",
+        "kinesis_access_key",
+    )
+    @classmethod
+    def _not_blank(cls, value: Secret | None) -> Secret | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty; remove the option to switch its endpoint off")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MparticleOptions:
+        if (self.api_key is None) != (self.api_secret is None):
+            raise ValueError("set both api_key and api_secret (HTTP Basic key:secret)")
+        secrets = (self.api_key, self.firehose_secret, self.webhook_authorization)
+        if all(s is None for s in (*secrets, self.kinesis_access_key)):
+            raise ValueError(
+                "set api_key/api_secret, webhook_authorization, kinesis_access_key or "
+                "firehose_secret: every push endpoint authenticates"
+            )
+        return self
+
+
 class MparticleSource(PushSource):
-    """Receive mParticle Events API batches, Firehose messages and Webhook output."""
+    """Receive mParticle Events API batches, Webhook and Kinesis outputs, Firehose messages."""
 
     type = "mparticle.http"
 
-    class Options(Options):
-        api_key: Secret | None = Field(
-            None,
-            description="Events API key: the username of HTTP Basic auth on v2/events and "
-            "v2/bulkevents (what an mParticle SDK is configured with).",
-        )
-        api_secret: Secret | None = Field(
-            None, description="Events API secret: the password of HTTP Basic auth."
-        )
-        firehose_secret: Secret | None = Field(
-            None,
-            description="Shared secret for the firehose endpoint, sent by mParticle in the "
-            "account setting named by `firehose_setting` or as `Authorization: Bearer`.",
-        )
-        firehose_setting: str = Field(
-            const.DEFAULT_FIREHOSE_SETTING,
-            min_length=1,
-            max_length=100,
-            description="Id of the Firehose account setting that carries `firehose_secret`.",
-        )
-        webhook_authorization: Secret | None = Field(
-            None,
-            description="The exact `Authorization` header value entered in mParticle's "
-            'Webhook output, e.g. "Bearer 3f9c…" or "Basic dXNlcjpwYXNz".',
-        )
-        kinesis_access_key: Secret | None = Field(
-            None,
-            description="The access key of the Amazon Data Firehose delivery stream that "
-            "mParticle's Amazon Kinesis Firehose outputs write to, whose HTTP endpoint "
-            "destination is this connector's `kinesis` path.",
-        )
-        user_id: str = Field(
-            "customer_id",
-            description="The mParticle identity that becomes `userId`: customer_id, email, "
-            "other, other_id_2 … other_id_10, mobile_number, … or mpid.",
-        )
-        mpid_fallback: bool = Field(
-            True, description="Use the mpid as `userId` when the `user_id` identity is absent."
-        )
-        other_events: Literal["drop", "track"] = Field(
-            "drop",
-            description="Events other than custom events, screen views, commerce events and "
-            'attribute changes (sessions, lifecycle, push, ...): "drop" them, or "track" them '
-            "with their mParticle type as the event name.",
-        )
-        max_partner_body_bytes: int = Field(
-            const.DEFAULT_PARTNER_MAX_BYTES,
-            ge=64 * 1024,
-            le=64 * 1024 * 1024,
-            description="Largest Webhook, Kinesis or Firehose request body. Events API "
-            "requests are limited to 256 KB, as at mParticle.",
-        )
-
-        @field_validator("user_id")
-        @classmethod
-        def _user_id(cls, value: str) -> str:
-            from .common import canonical_identity
-
-            name = canonical_identity(value)
-            if name != "mpid" and name not in const.USER_IDENTITIES:
-                raise ValueError(
-                    f"unknown mParticle identity {value!r}; use mpid or one of "
-                    + ", ".join(const.USER_IDENTITIES)
-                )
-            return name
-
-        @field_validator(
-            "api_key",
-            "api_secret",
-            "firehose_secret",
-            "webhook_authorization",
-            "kinesis_access_key",
-        )
-        @classmethod
-        def _not_blank(cls, value: Secret | None) -> Secret | None:
-            if value is not None and not value.get_secret_value().strip():
-                raise ValueError("is empty; remove the option to switch its endpoint off")
-            return value
-
-        @model_validator(mode="after")
-        def _credentials(self) -> MparticleSource.Options:
-            if (self.api_key is None) != (self.api_secret is None):
-                raise ValueError("set both api_key and api_secret (HTTP Basic key:secret)")
-            secrets = (self.api_key, self.firehose_secret, self.webhook_authorization)
-            if all(s is None for s in (*secrets, self.kinesis_access_key)):
-                raise ValueError(
-                    "set api_key/api_secret, webhook_authorization, kinesis_access_key or "
-                    "firehose_secret: every push endpoint authenticates"
-                )
-            return self
+    Options = MparticleOptions
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)

@@ -156,6 +156,22 @@ def test_kinesis_compressed_delivery_and_a_bad_record(source_server):
     assert dead["part"] == {"data": "not base64!"}
 
 
+def test_kinesis_event_output_sample(source_server):
+    """The page's sample names no user, so it is a dead letter; with the mpid every real
+    batch carries, its event is delivered."""
+    server = source_server(kinesis_options())
+    sample = contract("kinesis-event-output.json")["body"]
+    batch = sample["Record"]["Data"]
+    envelope, headers = delivery(sample, {**batch, "mpid": 8})
+    status, _, _ = server.post("kinesis", envelope, headers)
+    assert status == 200
+    assert [(r["type"], r["event"], r["userId"]) for r in server.accepted] == [
+        ("track", "Level_Achieved", "8")
+    ]
+    (dead,) = server.dead
+    assert dead["reason"].startswith("records[0]: the batch names no user")
+
+
 @pytest.mark.parametrize(("key", "status"), [(None, 401), ("wrong", 403)])
 def test_kinesis_refusals_in_the_aws_error_format(source_server, key, status):
     server = source_server(kinesis_options())
