@@ -77,6 +77,8 @@ class PluginContext:
         timeouts set, created on first use and closed with the connector).
     :param enqueue: for push sources only: commit records to the connector's durable
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
+    :param dead_letter: for push sources only: keep ``(part, reason)`` pairs, parts of
+        a request that cannot become records, as dead letters; returns once on disk.
     """
 
     connector: str
@@ -85,6 +87,7 @@ class PluginContext:
     base_dir: Path
     http: Callable[[], aiohttp.ClientSession]
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
+    dead_letter: Callable[[list[tuple[Any, str]]], Awaitable[None]] | None = None
 
 
 class Plugin:
@@ -191,6 +194,15 @@ class PushSource(Source):
         if self.context.enqueue is None:
             raise RuntimeError("this source was not started by the daemon")
         await self.context.enqueue(records)
+
+    async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
+        """Keep ``(part, reason)`` pairs as dead letters (stage ``ingest``), for the parts
+        of a request the source accepts but cannot turn into records; durable on return."""
+        if not parts:
+            return
+        if self.context.dead_letter is None:
+            raise RuntimeError("this source was not started by the daemon")
+        await self.context.dead_letter(parts)
 
     def error_response(self, error: IngestError) -> web.StreamResponse:
         """Render an `IngestError` the way the vendor's clients expect."""

@@ -19,8 +19,6 @@ from connectord.records import iso
 from . import const
 
 SOURCE = "mparticle"
-REJECTED_TYPE = "mparticle.rejected"
-"""The type of the record that carries an invalid part to the dead letters."""
 
 INTEGER_TEXT = re.compile(r"^-?[0-9]{1,20}$")
 
@@ -114,17 +112,6 @@ def segment_context(
     put_if(context, "locale", locale)
     context["mparticle"] = drop_empty(mparticle)
     return context
-
-
-def rejected_record(reason: str, part: Any, channel: str) -> Record:
-    """An invalid part, queued so that it becomes a dead letter with its reason.
-
-    ``REJECTED_TYPE`` is no record type of the model, so the framework's validation (the
-    first step of delivery, before any mapping or destination) sets it aside in the
-    dead letters, from where ``connectord dlq list`` shows it. The part is kept as
-    received, so it can be fixed and posted again.
-    """
-    return {"type": REJECTED_TYPE, "reason": reason, "channel": channel, "part": part}
 
 
 def copy_context(context: dict[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,9 @@ And what needs mParticle's partner onboarding:
   checked.
 
 Every path authenticates from headers before it reads a body. Invalid parts of what
-mParticle itself sends (webhook, kinesis, firehose) become dead letters with the reason;
-the request is still acknowledged, since mParticle would only send it again.
+mParticle itself sends (webhook, kinesis, firehose) become dead letters (stage
+``ingest``) with the reason; the request is still acknowledged, since mParticle would
+only send it again.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from connectord.ingest import (
 )
 
 from . import const, kinesis
-from .common import Parsed, Settings, iter_errors, rejected_record
+from .common import Parsed, Settings, iter_errors
 from .firehose import account_secret, handle_message
 from .parse import events_request_batches, parse_webhook_request
 
@@ -219,9 +220,7 @@ class MparticleSource(PushSource):
                 accepted.add(parsed)
         if refused.errors and len(refused.parts) == len(batches):
             raise InvalidRequest(refused.errors)
-        dead = [
-            rejected_record(_joined(errors), batch, "events_api") for batch, errors in refused.parts
-        ]
+        dead = [(batch, _joined(errors)) for batch, errors in refused.parts]
         await self._commit(accepted, "events_api", dead)
         return web.Response(status=202)
 
@@ -269,12 +268,7 @@ class MparticleSource(PushSource):
         result = handle_message(message, self.settings, setting_id=self.options.firehose_setting)
         if result.subscription is not None:
             self.log.info("mparticle.audience.subscription", **result.subscription)
-        await self._commit(
-            result.parsed,
-            "firehose",
-            self._dead_parts(result.parsed, "firehose"),
-            message_type=message.get("type"),
-        )
+        await self._commit(result.parsed, "firehose", message_type=message.get("type"))
         return web.Response(
             body=orjson.dumps(result.response),
             status=200,
@@ -299,7 +293,7 @@ class MparticleSource(PushSource):
         cap = self.options.max_partner_body_bytes
         payload = await self._read_json(request, cap, const.MAX_DECOMPRESSED_BYTES)
         parsed = parse_webhook_request(payload, self.settings)
-        await self._commit(parsed, "webhook", self._dead_parts(parsed, "webhook"))
+        await self._commit(parsed, "webhook")
         return web.Response(status=202)
 
     # --- Amazon Data Firehose HTTP endpoint (mParticle's Kinesis outputs) --------------------
@@ -314,7 +308,7 @@ class MparticleSource(PushSource):
             payload = await self._read_json(request, cap, const.MAX_DECOMPRESSED_BYTES)
             request_id = kinesis.request_id(payload) or request_id
             parsed = kinesis.parse_delivery(payload, self.settings)
-            await self._commit(parsed, "kinesis", self._dead_parts(parsed, "kinesis"))
+            await self._commit(parsed, "kinesis")
         except IngestError as err:
             raise KinesisRefused(err, request_id) from err
         return json_response({"requestId": request_id, "timestamp": _now_ms()})
@@ -338,20 +332,22 @@ class MparticleSource(PushSource):
         require_json_content_type(request)
         return parse_json(body)
 
-    @staticmethod
-    def _dead_parts(parsed: Parsed, channel: str) -> list[Record]:
-        return [
-            rejected_record(e, p, channel) for e, p in zip(parsed.errors, parsed.parts, strict=True)
-        ]
-
     async def _commit(
-        self, parsed: Parsed, channel: str, dead: list[Record], **fields: Any
+        self,
+        parsed: Parsed,
+        channel: str,
+        dead: list[tuple[Any, str]] | None = None,
+        **fields: Any,
     ) -> None:
-        """Store the valid records and the dead letters for the invalid parts, in one
-        commit: the answer that follows is 2xx, so nothing may be left to a retry."""
+        """Store the valid records, then the invalid parts as dead letters with their
+        reasons (by default the parser's, part by part). Records go first: a full queue
+        then refuses the request before anything is kept, so its retry duplicates nothing."""
         records: list[Record] = parsed.records
-        if records or dead:
-            await self.ingest([*records, *dead])
+        if dead is None:
+            dead = list(zip(parsed.parts, parsed.errors, strict=True))
+        if records:
+            await self.ingest(records)
+        await self.dead_letter(dead)
         if parsed.ignored:
             self.log.debug("mparticle.events.ignored", channel=channel, count=parsed.ignored)
         if dead:

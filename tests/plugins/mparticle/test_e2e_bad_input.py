@@ -169,5 +169,5 @@ def dead_letters(daemon, count: int) -> list[tuple[str, object]]:
     )
     listed = orjson.loads(daemon.cli("dlq", "list", "mp", "--json").stdout)
     letters = sorted(listed["dead_letters"], key=lambda row: row["id"])
-    assert {row["stage"] for row in letters} == {"validation"}
-    return [(row["record"]["reason"], row["record"]["part"]) for row in letters]
+    assert {row["stage"] for row in letters} == {"ingest"}
+    return [(row["reason"], row["record"]) for row in letters]
