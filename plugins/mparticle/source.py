@@ -220,7 +220,7 @@ class MparticleSource(PushSource):
                 accepted.add(parsed)
         if refused.errors and len(refused.parts) == len(batches):
             raise InvalidRequest(refused.errors)
-        dead = [(batch, _joined(errors)) for batch, errors in refused.parts]
+        dead = [(_without_api_key(batch), _joined(errors)) for batch, errors in refused.parts]
         await self._commit(accepted, "events_api", dead)
         return web.Response(status=202)
 
@@ -378,6 +378,14 @@ class MparticleSource(PushSource):
         )
         body = {"errors": [{"code": code, "message": m} for m in messages]}
         return json_response(body, status=error.status, retry_after=error.retry_after)
+
+
+def _without_api_key(batch: Any) -> Any:
+    """A batch as a dead letter keeps it: the Events API schema lets a batch carry the
+    ``api_key``, which is this connector's credential."""
+    if isinstance(batch, dict) and "api_key" in batch:
+        return {k: v for k, v in batch.items() if k != "api_key"}
+    return batch
 
 
 def _joined(errors: list[str]) -> str:

@@ -141,6 +141,14 @@ def test_bulk_with_bad_batches_is_accepted_and_they_become_dead_letters(source_s
     )
 
 
+def test_a_dead_lettered_batch_does_not_keep_the_api_key(source_server):
+    server = source_server()
+    bad = {"mpid": "abc", "api_key": API_KEY}
+    status, _, _ = server.post("v2/bulkevents", [events_batch(), bad], basic())
+    assert status == 202
+    assert [d["part"] for d in server.dead] == [{"mpid": "abc"}]
+
+
 def test_bulk_with_no_valid_batch_is_400_and_stores_nothing(source_server):
     server = source_server()
     status, _, body = server.post("v2/bulkevents", [[], {"mpid": "abc"}], basic())
