@@ -14,7 +14,6 @@ hashed ones are kept out of records.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ from .common import (
     scalar_fields,
     segment_context,
 )
+from .registration import registration_response, response
 
 MESSAGE_TYPES = (
     "module_registration_request",
@@ -84,8 +84,6 @@ def handle_message(message: Any, settings: Settings, *, setting_id: str) -> Fire
     if not isinstance(message_id, str) or not message_id:
         raise IngestError(400, "invalid_message", 'a Firehose message needs an "id" (a UUID)')
     if kind == "module_registration_request":
-        from .registration import registration_response
-
         return FirehoseResult(registration_response(message, setting_id))
     if kind == "event_processing_request":
         return FirehoseResult(
@@ -97,18 +95,6 @@ def handle_message(message: Any, settings: Settings, *, setting_id: str) -> Fire
         response(message, "audience_membership_change_response", suspend_subscription=False),
         membership_change(message, settings),
     )
-
-
-def response(request: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
-    """The response message matching ``request``: same id, our time, its version."""
-    version = request.get("firehose_version")
-    return {
-        "type": kind,
-        "id": request["id"],
-        "timestamp_ms": int(time.time() * 1000),
-        "firehose_version": version if isinstance(version, str) else const.FIREHOSE_VERSION,
-        **extra,
-    }
 
 
 def account_secret(message: Any, setting_id: str) -> str | None:

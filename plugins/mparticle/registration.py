@@ -1,14 +1,27 @@
-"""The ``module_registration_response`` connectord answers mParticle's Firehose with:
-what a partner integration asks mParticle for (identities, attributes, settings)."""
+"""Firehose response messages: the envelope every answer shares, and the
+``module_registration_response``, what a partner integration asks mParticle for
+(identities, attributes, settings)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from connectord import __version__
 
 from . import const
-from .firehose import response
+
+
+def response(request: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
+    """The response message matching ``request``: same id, our time, its version."""
+    version = request.get("firehose_version")
+    return {
+        "type": kind,
+        "id": request["id"],
+        "timestamp_ms": int(time.time() * 1000),
+        "firehose_version": version if isinstance(version, str) else const.FIREHOSE_VERSION,
+        **extra,
+    }
 
 
 def registration_response(request: dict[str, Any], setting_id: str) -> dict[str, Any]:
