@@ -79,6 +79,8 @@ class PluginContext:
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
     :param dead_letter: for push sources only: keep ``(part, reason)`` pairs, parts of
         a request that cannot become records, as dead letters; returns once on disk.
+    :param queue_room: for push sources only: how many more records the queue takes now
+        (its bound minus its depth), for sources that must refuse before acting.
     """
 
     connector: str
@@ -88,6 +90,7 @@ class PluginContext:
     http: Callable[[], aiohttp.ClientSession]
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
     dead_letter: Callable[[list[tuple[Any, str]]], Awaitable[None]] | None = None
+    queue_room: Callable[[], int] | None = None
 
 
 class Plugin:

@@ -88,6 +88,7 @@ class ConnectorRuntime:
             http=self.http,
             enqueue=self.enqueue if push else None,
             dead_letter=self.dead_letter if push else None,
+            queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
 
     def http(self) -> aiohttp.ClientSession:

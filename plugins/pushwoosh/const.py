@@ -43,6 +43,11 @@ DEVICE_API_METHODS = frozenset(
 """Methods that take the Device API token (``Authorization: Token``); every other method
 takes the server token in the body's ``auth``. A token used outside its scope is refused."""
 
+PLAN_LIMITED_METHODS = frozenset({"addTag", "deleteTag", "listTags"})
+"""The Tags API: "For Custom Plan subscriptions only"
+(https://docs.pushwoosh.com/platform-docs/api-reference/tags). Nothing else the plugin
+needs may depend on them."""
+
 RELAY_METHODS = ("postEvent", "setTags", "registerUser", "registerDevice")
 """Device API methods the ``pushwoosh.relay`` source forwards and records."""
 
@@ -98,6 +103,10 @@ PLATFORM_IDS.update({"macos": 7, "mac os x": 7, "web": 11, "huawei android": 17}
 
 BATCH_EVENTS_MAX = 100
 """Events per request on the batch events path."""
+
+BULK_SET_TAGS_MIN = 50
+"""bulkSetTags wants at least 50 devices; fewer go one by one through setTags
+(https://help.pushwoosh.com/hc/en-us/articles/36360128237213)."""
 
 SET_TAGS_MAX = 50
 """Tags per setTags call that Pushwoosh asks clients not to exceed."""
