@@ -211,16 +211,16 @@ class MparticleSource(PushSource):
         self.check_basic(request)
         payload = await self._read_json(request, const.MAX_REQUEST_BYTES, const.MAX_REQUEST_BYTES)
         batches = events_request_batches(payload, self.settings, bulk=bulk)
-        accepted, refused = Parsed(), Parsed()
+        accepted = Parsed()
+        refused: list[tuple[Any, list[str]]] = []  # mParticle fails batches, not events
         for batch, parsed in batches:
             if parsed.errors:
-                refused.errors.extend(parsed.errors)
-                refused.parts.append((batch, parsed.errors))
+                refused.append((batch, parsed.errors))
             else:
                 accepted.add(parsed)
-        if refused.errors and len(refused.parts) == len(batches):
-            raise InvalidRequest(refused.errors)
-        dead = [(_without_api_key(batch), _joined(errors)) for batch, errors in refused.parts]
+        if refused and len(refused) == len(batches):
+            raise InvalidRequest([error for _, errors in refused for error in errors])
+        dead = [(_without_api_key(batch), _joined(errors)) for batch, errors in refused]
         await self._commit(accepted, "events_api", dead)
         return web.Response(status=202)
 
