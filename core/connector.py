@@ -22,7 +22,7 @@ from .delivery import BudgetExceeded, Outcome, Pipeline, Stopping, Throttle
 from .errors import IngestError, QueueFull
 from .http import new_session
 from .metrics import Metrics
-from .state import AsyncStore, QueueRow, StateNamespace, Store, state_namespace
+from .state import AsyncStore, DeadLetter, QueueRow, StateNamespace, Store, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
 
@@ -88,6 +88,7 @@ class ConnectorRuntime:
             http=self.http,
             count=lambda event, n=1: self._count_event(spec.type, event, n),
             enqueue=self.enqueue if push else None,
+            dead_letter=self.dead_letter if push else None,
             queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
 
@@ -174,6 +175,15 @@ class ConnectorRuntime:
             await self._session.close()
 
     # --- push: the durable queue ------------------------------------------------------
+
+    async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
+        """Store parts a push source accepted but could not turn into records."""
+        dead = [DeadLetter(self.name, orjson.dumps(p), reason, "ingest") for p, reason in parts]
+        await self.store.write(Store.add_dead_letters, self.name, dead)
+        if self.metrics is not None:
+            self.metrics.records_in.labels(self.name).inc(len(dead))
+            self.metrics.records_rejected.labels(self.name).inc(len(dead))
+            self.metrics.dead_letters.labels(self.name).inc(len(dead))
 
     async def enqueue(self, records: list[Record]) -> None:
         """Commit records to the queue; returns once they are durable."""
