@@ -21,11 +21,11 @@ from .api import Destination, Mapping, PluginContext, PullSource, PushSource, Re
 from .backoff import Backoff
 from .config import ConnectorConfig, PluginSpec
 from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strikes, Throttle
-from .errors import IngestError, QueueFull
+from .errors import ConnectordError, IngestError, QueueFull, describe_error
 from .http import new_session
 from .metrics import Metrics
 from .records import normalise_pulled, serialize
-from .state import AsyncStore, QueueRow, StateNamespace, Store, state_namespace
+from .state import AsyncStore, DeadLetter, QueueRow, StateNamespace, Store, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
 PARK_LIMIT = 1000  # held-back rows remembered; beyond it only those are retried (an outage)
@@ -92,8 +92,15 @@ class ConnectorRuntime:
             state=StateNamespace(self.store, state_namespace(self.name, spec.type)),
             base_dir=self.base_dir,
             http=self.http,
+            count=lambda event, n=1: self._count_event(spec.type, event, n),
             enqueue=self.enqueue if push else None,
+            dead_letter=self.dead_letter if push else None,
+            queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
+
+    def _count_event(self, plugin: str, event: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.plugin_events.labels(self.name, plugin, event).inc(n)
 
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -176,6 +183,15 @@ class ConnectorRuntime:
 
     # --- push: the durable queue ------------------------------------------------------
 
+    async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
+        """Store parts a push source accepted but could not turn into records."""
+        dead = [DeadLetter(self.name, orjson.dumps(p), reason, "ingest") for p, reason in parts]
+        await self.store.write(Store.add_dead_letters, self.name, dead)
+        if self.metrics is not None:
+            self.metrics.records_in.labels(self.name).inc(len(dead))
+            self.metrics.records_rejected.labels(self.name).inc(len(dead))
+            self.metrics.dead_letters.labels(self.name).inc(len(dead))
+
     async def enqueue(self, records: list[Record]) -> None:
         """Commit records to the queue; returns once they are durable."""
         if not records:
@@ -238,13 +254,9 @@ class ConnectorRuntime:
             task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
 
     async def _next_rows(self, cursor: int) -> tuple[list[QueueRow], int]:
-        """The next rows to deliver and the new read position.
-
-        Held-back rows go first once the destination has accepted something since they
-        were held back (their next failure is then evidence against them); otherwise new
-        rows; when there are none (or too many rows are held back), the oldest held-back
-        row is tried again, paced by the throttle like any retry.
-        """
+        """The next rows to deliver and the new read position: a held-back row once the
+        destination accepted something since (its next failure is evidence against it),
+        else new rows, else (none, or too many held back) the oldest held-back row."""
         parked = self._parked
         if parked and self.throttle.last_success > parked[0][1]:
             return await self._unpark(), cursor
@@ -289,16 +301,14 @@ class ConnectorRuntime:
         except Parked as held:
             done = [row for i, row in enumerate(rows) if i not in held.unfinished]
             back = [rows[i].id for i in sorted(held.unfinished)]
-            now = time.monotonic()
-            self._parked.extend((row_id, now) for row_id in back)
+            self._parked.extend((row_id, time.monotonic()) for row_id in back)
             self.log.info("delivery.records.held_back", count=len(back), first_id=back[0])
             if done:
                 await self._complete(done, held.outcome)
             return
         except Exception as err:  # never lose rows to a bug: they stay queued, retried later
             self.log.exception("delivery.batch.crashed", error=repr(err))
-            now = time.monotonic()
-            self._parked.extend((row.id, now) for row in rows)
+            self._parked.extend((row.id, time.monotonic()) for row in rows)
             return
         await self._complete(rows, outcome)
 
@@ -458,8 +468,10 @@ class ConnectorRuntime:
         except (Stopping, asyncio.CancelledError):
             summary.status, summary.error = "cancelled", "stopped before the run finished"
         except Exception as err:
-            summary.status, summary.error = "failed", _describe(err)
-            log.error("run.failed", error=summary.error, exc_info=not _expected(err))
+            summary.status, summary.error = "failed", describe_error(err)
+            log.error(
+                "run.failed", error=summary.error, exc_info=not isinstance(err, ConnectordError)
+            )
         summary.seconds = time.monotonic() - started
         await self.store.write(
             Store.finish_run,
@@ -484,17 +496,3 @@ class ConnectorRuntime:
             if summary.status == "succeeded":
                 self.metrics.last_success.labels(self.name).set(time.time())
         return summary
-
-
-def _describe(err: Exception) -> str:
-    """The run's error as stored in the state file: no configured secret in it."""
-    from .log import redact
-
-    text = str(err)
-    return redact(text if text and _expected(err) else f"{type(err).__name__}: {text or repr(err)}")
-
-
-def _expected(err: Exception) -> bool:
-    from .errors import ConnectordError
-
-    return isinstance(err, ConnectordError)

@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import __version__, systemd
+from . import __version__, cors, systemd
 from . import queue as queue_rows
 from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
@@ -179,6 +179,7 @@ class Daemon:
             max_body_bytes=self.config.daemon.max_body_bytes,
             body_timeout=self.config.daemon.body_timeout,
         )
+        cors.install(app, lambda: self.config)
         self.runner = CappedRunner(
             app,
             max_connections=self.config.daemon.max_connections,

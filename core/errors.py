@@ -99,3 +99,13 @@ class QueueFull(IngestError):
             f"connector {connector!r} has {limit} undelivered records queued; retry later",
             retry_after=retry_after,
         )
+
+
+def describe_error(err: Exception) -> str:
+    """An error as stored in the state file (a run's error): our own errors by their
+    message, anything else with its type; no configured secret in it."""
+    from .log import redact
+
+    text = str(err)
+    own = text and isinstance(err, ConnectordError)
+    return redact(text if own else f"{type(err).__name__}: {text or repr(err)}")

@@ -168,6 +168,8 @@ def _b64(text: str) -> str:
 
 def _tagged_id(record: dict[str, Any]) -> str:
     """Vendor sources derive their own messageIds: find ours in the properties."""
+    if not isinstance(record, dict):  # a dead letter kept at ingest holds the vendor's part
+        return repr(record)
     properties = record.get("properties")
     if isinstance(properties, dict) and "hostile_id" in properties:
         return str(properties["hostile_id"])
