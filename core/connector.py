@@ -178,7 +178,7 @@ class ConnectorRuntime:
 
     async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
         """Store parts a push source accepted but could not turn into records."""
-        dead = [DeadLetter(self.name, orjson.dumps(p), reason, "ingest") for p, reason in parts]
+        dead = [DeadLetter(self.name, encode(p), reason, "ingest") for p, reason in parts]
         await self.store.write(Store.add_dead_letters, self.name, dead)
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(dead))
@@ -474,11 +474,20 @@ def serialize(records: list[Record], now: str) -> list[bytes]:
             record["receivedAt"] = now
         if "timestamp" not in record:
             record["timestamp"] = record["receivedAt"]
-        try:
-            bodies.append(orjson.dumps(record))
-        except orjson.JSONEncodeError as err:
-            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+        bodies.append(encode(record))
     return bodies
+
+
+def encode(value: Any) -> bytes:
+    """JSON for the state file.
+
+    :raises IngestError: the value nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; the request is refused before anything is stored.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as err:
+        raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
 
 
 def _describe(err: Exception) -> str:
