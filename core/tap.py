@@ -94,3 +94,28 @@ hub = TapHub()
 def publish(connector: str, stage: Stage, records: Iterable[Any]) -> None:
     """Called by the delivery pipeline; see `TapHub.publish`."""
     hub.publish(connector, stage, records)
+
+
+def stream_to(config: Any, name: str, *, mapped: bool, out: Any, notes: Any) -> None:
+    """``connectord tap``: copy the daemon's tap stream of ``name`` to ``out`` as JSON
+    lines; subscription and drop reports go to ``notes`` (stderr)."""
+    from .ui.client import open_url, tap_path
+
+    dropped = 0
+    with open_url(config, tap_path(name, mapped), timeout=60) as response:
+        for line in response:
+            if not line.startswith(b'{"_tap":'):
+                out.write(line.decode())
+                out.flush()
+                continue
+            meta = orjson.loads(line)["_tap"]
+            if "stage" in meta:
+                notes.write(
+                    f"tapping {meta['connector']} ({meta['stage']} records; up to "
+                    f"{meta['buffer']} buffered, more are dropped rather than slowing "
+                    "delivery)\n"
+                )
+            elif meta.get("dropped", 0) > dropped:
+                dropped = meta["dropped"]
+                notes.write(f"tap: {dropped} records dropped so far (reading too slowly)\n")
+            notes.flush()
