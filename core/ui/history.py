@@ -1,9 +1,10 @@
 """Per-minute history of each connector's counters, for the status page's charts.
 
 The counters in the state file are cumulative and written by whichever process
-delivers (the daemon, or `connectord sync` while it is stopped). Once a minute's worth
-of samples, the daemon copies them into ``ui_history`` (the latest sample of a minute
-wins); the page turns consecutive samples into records per minute. Rows older than
+delivers (the daemon, or `connectord sync` while it is stopped). Every `SAMPLE_SECONDS`
+the daemon copies them into ``ui_history``, one row per connector per minute (the latest
+sample of a minute wins, so the current minute fills up as it goes); the page turns
+consecutive rows into records per minute. Rows older than
 `KEEP_HOURS` are deleted as new ones are written, so the table stays small (one row per
 connector per minute: under 3,000 per connector).
 """
@@ -40,6 +41,7 @@ def record_sample(store: Store, connectors: Iterable[str], now: float | None = N
     with store.db.atomic():
         for name in names:
             counts = store.counters(name)
+            _baseline(store, name, minute - 1, counts)
             store.conn.execute(
                 "INSERT INTO ui_history (connector, minute, received, delivered, rejected, "
                 "queue_depth) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connector, minute) DO "
@@ -55,6 +57,20 @@ def record_sample(store: Store, connectors: Iterable[str], now: float | None = N
                 ],
             )
         store.conn.execute("DELETE FROM ui_history WHERE minute < ?", [minute - KEEP_HOURS * 60])
+
+
+def _baseline(store: Store, name: str, minute: int, counts: dict[str, Any]) -> None:
+    """The first time a connector is sampled, record where its counters stood, so that
+    what flows in this first (partial) minute shows at once rather than a minute later."""
+    seen = store.conn.execute(
+        "SELECT 1 FROM ui_history WHERE connector = ? LIMIT 1", [name]
+    ).fetchone()
+    if seen is None:
+        store.conn.execute(
+            "INSERT INTO ui_history (connector, minute, received, delivered, rejected, "
+            "queue_depth) VALUES (?, ?, ?, ?, ?, 0)",
+            [name, minute, counts["received"], counts["delivered"], counts["rejected"]],
+        )
 
 
 def series(store: Store, connector: str, hours: float, now: float | None = None) -> list[dict]:

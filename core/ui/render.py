@@ -51,7 +51,8 @@ def page(body: str, *, title: str = "connectord", session: bool = False, csrf: s
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(title)}</title>"
-        '<link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">'
+        + (f'<meta name="csrf" content="{e(csrf)}">' if csrf else "")
+        + '<link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/ui/static/ui.css">'
         '<script src="/ui/static/ui.js" defer></script></head><body>'
         f'<header><h1><a href="/ui/">connectord</a></h1><span class="muted">{e(__version__)}'
