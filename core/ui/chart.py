@@ -15,8 +15,8 @@ WIDTH, HEIGHT, PAD = 640, 140, 28
 
 def _nice(value: float) -> int:
     """A round axis maximum at or above ``value``."""
-    for step in (1, 2, 5):
-        for power in range(0, 12):
+    for power in range(0, 12):
+        for step in (1, 2, 5):
             candidate = step * 10**power
             if candidate >= value:
                 return candidate
@@ -51,6 +51,9 @@ def render_chart(points: list[dict[str, Any]], hours: float, last_minute: int, l
                 segment = [segment[0], segment[0]]
             coords = " ".join(xy(m, v) for m, v in segment)
             lines.append(f'<polyline class="line-{key}" points="{coords}"/>')
+        if points:  # the latest value, visible even when it is the only one
+            x, y = xy(points[-1]["minute"], points[-1][key]).split(",")
+            lines.append(f'<circle class="dot-{key}" cx="{x}" cy="{y}" r="2.5"/>')
     axis_y = PAD + plot_h
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '

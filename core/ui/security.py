@@ -33,7 +33,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make form POSTs send Origin: null
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
