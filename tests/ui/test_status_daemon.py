@@ -11,8 +11,10 @@ import urllib.parse
 import orjson
 import pytest
 
+from connectord.config import load_config
 from connectord.testing import DaemonProcess, write_config
 from connectord.testing.daemon import free_port
+from connectord.top import run_top
 from tests.emulators.sink import SinkEmulator
 from tests.fixtures.numbers_plugin import install_plugin
 
@@ -186,7 +188,7 @@ def remote_daemon(tmp_path, emulator_server):
     daemon.stop(timeout=15)
 
 
-def test_off_loopback_the_token_is_required(remote_daemon):
+def test_off_loopback_the_token_is_required(remote_daemon, registry, capsys):
     daemon = remote_daemon
     status, headers, _ = fetch(daemon, "/ui/")
     assert status == 303 and headers["Location"] == "/ui/login"
@@ -206,6 +208,12 @@ def test_off_loopback_the_token_is_required(remote_daemon):
     assert status == 200 and b'id="c-relay"' in html
     assert ADMIN.encode() not in html and TOKEN.encode() not in html
     assert ADMIN not in daemon.logs()
+
+    # `connectord top` reads the same API with the configured token.
+    capsys.readouterr()
+    run_top(load_config(daemon.config, registry), interval=0.2, frames=2)
+    frame = capsys.readouterr().out
+    assert "relay" in frame and "cannot reach" not in frame and "HTTP 401" not in frame
 
 
 def test_tap_streams_raw_and_mapped_records_redacted(connectord_daemon, emulator_server):
