@@ -93,9 +93,10 @@ class StatusViews:
         count = request.query.get("n", "0")
         if name not in self.config().connectors or not count.isdigit():
             return ""
+        letters = "dead letter" if count == "1" else "dead letters"
         return {
-            "replay": f"Queued {count} dead letters of {name} for delivery.",
-            "purge": f"Deleted {count} dead letters of {name}.",
+            "replay": f"Queued {count} {letters} of {name} for delivery.",
+            "purge": f"Deleted {count} {letters} of {name}.",
             "sync": f"Asked the daemon to run {name} now (request {count}).",
         }.get(done, "")
 

@@ -116,14 +116,35 @@ def test_status_page_shows_flow_and_replays_a_dead_letter_by_click(
 
     with page.expect_navigation():
         row.get_by_role("button", name="Replay").click()
-    assert re.search(r"Queued 1 dead letters of relay", page.locator(".notice").inner_text())
+    assert page.locator(".notice").inner_text() == "Queued 1 dead letter of relay for delivery."
     daemon.wait_for(lambda: len(sink.received) == 25, timeout=30, message="replayed and sent")
     assert "m-0" in sink.message_ids()
     page.goto(f"{daemon.url}/ui/")
     assert figure(page, "dead letters") == "0"
     assert figure(page, "delivered") == "25"
     page.screenshot(path=str(tmp_path / "status-page-after-replay.png"), full_page=True)
+
+    # Purge asks first (ui.js), then deletes the letter for good.
+    sink.fail_next(1, status=422, body={"error": "unprocessable"})
+    assert daemon.post("/ingest/relay/", events(1, start=100), headers=AUTH)[0] == 200
+    page.goto(f"{daemon.url}/ui/")
+    daemon.wait_for(
+        lambda: page.reload() or figure(page, "dead letters") == "1", message="a new letter"
+    )
+    prompts = []
+    page.once("dialog", lambda dialog: (prompts.append(dialog.message), dialog.accept()))
+    with page.expect_navigation():
+        page.locator("#c-relay tr[data-dead-letter]").get_by_role("button", name="Purge").click()
+    assert prompts and "cannot be recovered" in prompts[0]
+    assert "Deleted 1 dead letter of relay" in page.locator(".notice").inner_text()
+    assert figure(page, "dead letters") == "0"
+    assert "m-100" not in sink.message_ids()
     assert watch.problems == []
+
+    # The watch does see a CSP violation: an inline style is refused and reported.
+    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<p style=\"color:red\">x</p>')")
+    page.wait_for_timeout(200)
+    assert any("Content Security Policy" in p for p in watch.problems), watch.problems
     context.close()
 
 
