@@ -75,8 +75,13 @@ class PluginContext:
     :param base_dir: the directory of the config file; resolve relative paths against it.
     :param http: returns the connector's shared `aiohttp.ClientSession` (TLS verified,
         timeouts set, created on first use and closed with the connector).
+    :param count: ``count(event, n=1)`` adds to ``connectord_plugin_events{connector,
+        plugin, event}``, for what a plugin does that operators should see (names it
+        changed to fit a vendor's rules, ...); a no-op outside the daemon.
     :param enqueue: for push sources only: commit records to the connector's durable
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
+    :param queue_room: for push sources only: how many more records the queue takes now
+        (its bound minus its depth), for sources that must refuse before acting.
     """
 
     connector: str
@@ -84,7 +89,9 @@ class PluginContext:
     state: KeyValueStore
     base_dir: Path
     http: Callable[[], aiohttp.ClientSession]
+    count: Callable[..., None] = lambda event, n=1: None
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
+    queue_room: Callable[[], int] | None = None
 
 
 class Plugin:

@@ -86,8 +86,14 @@ class ConnectorRuntime:
             state=StateNamespace(self.store, state_namespace(self.name, spec.type)),
             base_dir=self.base_dir,
             http=self.http,
+            count=lambda event, n=1: self._count_event(spec.type, event, n),
             enqueue=self.enqueue if push else None,
+            queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
+
+    def _count_event(self, plugin: str, event: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.plugin_events.labels(self.name, plugin, event).inc(n)
 
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import __version__, systemd
+from . import __version__, cors, systemd
 from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
 from .errors import StateError
@@ -174,6 +174,7 @@ class Daemon:
             self._expected,
             max_body_bytes=self.config.daemon.max_body_bytes,
         )
+        cors.install(app, lambda: self.config)
         install_ui(app, lambda: self.config, self.store, self._health)
         self.runner = web.AppRunner(
             app,

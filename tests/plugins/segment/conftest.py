@@ -9,7 +9,7 @@ import pytest
 import structlog
 from aiohttp import web
 
-from connectord import PluginContext, QueueFull
+from connectord import PluginContext, QueueFull, cors
 from connectord.connector import serialize
 from connectord.metrics import Metrics
 from connectord.plugins.segment.source import SegmentSource
@@ -58,9 +58,9 @@ class Ingest:
             source=self.source,
             log=context.log,
         )
-        self.server = IngestServer(
-            create_app(lambda: {"seg": runtime}, Metrics(), lambda: (True, {}))
-        )
+        app = create_app(lambda: {"seg": runtime}, Metrics(), lambda: (True, {}))
+        app.middlewares.append(cors.middleware(lambda name: SegmentSource.cors_headers))
+        self.server = IngestServer(app)
 
     async def enqueue(self, records: list[dict]) -> None:
         if self.queue_full:
