@@ -32,3 +32,17 @@ async def backend(pg_url: str) -> AsyncIterator[PostgresBackend]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def migrated_pg_url(pg_url: str) -> str:
+    """A fresh database with the schema in place (for tests that open many backends)."""
+    import asyncio
+
+    async def migrate() -> None:
+        store = PostgresBackend(pg_url)
+        await store.open()
+        await store.close()
+
+    asyncio.run(migrate())
+    return pg_url
