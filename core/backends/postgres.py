@@ -35,12 +35,19 @@ from .postgres_runs import NOW, RunsStateMixin, bump, write_state
 log = structlog.get_logger("connectord.state.postgres")
 
 
+class _MissingHead(Exception):
+    """A queue_heads row is missing: without it the insert would not be ordered."""
+
+
 async def _lock_queues(conn: AsyncConnection, connectors: Sequence[str]) -> None:
     """Rule 1 above. Sorted, so two multi-connector enqueues cannot deadlock."""
-    await conn.execute(
+    wanted = sorted(set(connectors))
+    cursor = await conn.execute(
         "SELECT connector FROM queue_heads WHERE connector = ANY(%s) ORDER BY connector FOR UPDATE",
-        [sorted(set(connectors))],
+        [wanted],
     )
+    if len(await cursor.fetchall()) != len(wanted):
+        raise _MissingHead()
 
 
 async def _insert_dead(conn: AsyncConnection, dead: Sequence[DeadLetter]) -> None:
@@ -107,6 +114,13 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         items = [(c, b) for c, b in items if b]
         if not items:
             return
+        try:
+            await self._enqueue(items)
+        except _MissingHead:  # rows are never deleted; someone did: make them again
+            self._known_heads.clear()
+            await self._enqueue(items)
+
+    async def _enqueue(self, items: Sequence[tuple[str, Sequence[bytes]]]) -> None:
         await self._ensure_heads(c for c, _ in items)
         async with self._pool.connection() as conn, conn.transaction():
             await _lock_queues(conn, [c for c, _ in items])
@@ -196,6 +210,7 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
     async def replay_dead_letters(self, connector: str, ids: Iterable[int] | None = None) -> int:
         """Move dead letters back into the queue (under the queue lock, like any insert)."""
         where, params = _dead_filter(connector, ids)
+        self._known_heads.discard(connector)
         await self._ensure_heads([connector])
         async with self._pool.connection() as conn, conn.transaction():
             await _lock_queues(conn, [connector])

@@ -194,34 +194,22 @@ class RunsStateMixin(PgAccess):
         """One conditional statement each way; under READ COMMITTED PostgreSQL re-checks
         the condition on the newest row version after waiting for a concurrent writer,
         so two racing read-modify-writes cannot both succeed from the same value."""
-        ns_key = {"ns": namespace, "key": key}
+        params = {"ns": namespace, "key": key}
+        where = "namespace = %(ns)s AND key = %(key)s"
         if expected is None and new is None:
-            found = await self._row(
-                "SELECT 1 FROM state WHERE namespace = %(ns)s AND key = %(key)s", ns_key
-            )
-            return found is None
+            return await self._row(f"SELECT 1 FROM state WHERE {where}", params) is None
         if expected is None:
-            return (
-                await self._count(
-                    f"INSERT INTO state (namespace, key, value, updated_at) VALUES (%(ns)s, %(key)s,"
-                    f" %(new)s, {NOW}) ON CONFLICT (namespace, key) DO NOTHING",
-                    {**ns_key, "new": dump_state(new)},
-                )
-                == 1
+            sql = (
+                "INSERT INTO state (namespace, key, value, updated_at) "
+                f"VALUES (%(ns)s, %(key)s, %(new)s, {NOW}) ON CONFLICT (namespace, key) DO NOTHING"
             )
-        if new is None:
-            return (
-                await self._count(
-                    "DELETE FROM state WHERE namespace = %(ns)s AND key = %(key)s AND value = %(old)s",
-                    {**ns_key, "old": dump_state(expected)},
-                )
-                == 1
-            )
-        return (
-            await self._count(
+        elif new is None:
+            sql = f"DELETE FROM state WHERE {where} AND value = %(old)s"
+        else:
+            sql = (
                 f"UPDATE state SET value = %(new)s, updated_at = {NOW} "
-                "WHERE namespace = %(ns)s AND key = %(key)s AND value = %(old)s",
-                {**ns_key, "old": dump_state(expected), "new": dump_state(new)},
+                f"WHERE {where} AND value = %(old)s"
             )
-            == 1
-        )
+        params["old"] = None if expected is None else dump_state(expected)
+        params["new"] = None if new is None else dump_state(new)
+        return await self._count(sql, params) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import orjson
 import psycopg
@@ -17,6 +18,7 @@ from connectord.backends import (
 )
 from connectord.backends.postgres import PostgresBackend
 from connectord.backends.postgres_migrations import MIGRATIONS
+from connectord.state import Store
 
 
 def body(i: int) -> bytes:
@@ -252,3 +254,44 @@ async def test_stale_epoch_without_any_lease_is_refused(backend):
     with pytest.raises(StaleEpoch):
         await backend.complete("a", [r.id for r in rows], [], 1, epoch=1)
     assert await backend.queue_depth("a") == 1
+
+
+async def test_a_missing_queue_head_is_made_again(backend, pg_url):
+    await backend.enqueue_many([("a", [body(1)])])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM queue_heads")
+    await backend.enqueue_many([("a", [body(2)])])
+    assert await backend.queue_depth("a") == 2
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT connector FROM queue_heads").fetchall() == [("a",)]
+
+
+def protocol_methods() -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in vars(StateBackend).items()
+        if inspect.iscoroutinefunction(member)
+    }
+
+
+def test_postgres_backend_has_every_protocol_method_with_its_signature():
+    for name, signature in protocol_methods().items():
+        implemented = getattr(PostgresBackend, name)
+        assert inspect.iscoroutinefunction(implemented), name
+        assert inspect.signature(implemented).parameters.keys() == signature.parameters.keys(), name
+
+
+def test_the_protocol_keeps_the_sqlite_store_names():
+    """So that a SQLite backend can wrap `Store` thinly: only what sharing adds is new."""
+    new = set(protocol_methods()) - set(dir(Store))
+    assert new == {
+        "open",
+        "add_dead_letters",
+        "compare_and_set",
+        "acquire",
+        "renew",
+        "release",
+        "holder",
+        "heartbeat",
+        "live_nodes",
+    }
