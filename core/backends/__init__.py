@@ -34,12 +34,17 @@ __all__ = [
     "RunInfo",
     "StaleEpoch",
     "StateBackend",
+    "StateUnavailable",
     "connector_lease",
 ]
 
 
 class StaleEpoch(StateError):
     """Another node holds this lease now: the write was refused and nothing changed."""
+
+
+class StateUnavailable(StateError):
+    """The state database cannot be reached right now; nothing was committed. Retry."""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from connectord.errors import StateError
 
+from . import StateUnavailable
+
 PASSWORD_ENV = "CONNECTORD_STATE_PASSWORD"  # noqa: S105 (a variable name)
 HIDDEN = "***"
+# libpq messages of a server that refuses us for good (as opposed to down or starting).
+_REFUSED = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 
 
 def is_postgres_url(value: str) -> bool:
@@ -96,7 +100,10 @@ class ConnectionPool:
                 self._dsn, autocommit=True, connect_timeout=max(1, int(self._timeout))
             )
         except psycopg.OperationalError as err:
-            raise StateError(f"cannot connect to the state database: {_first_line(err)}") from err
+            message = f"cannot connect to the state database: {_first_line(err)}"
+            if any(sign in str(err) for sign in _REFUSED):
+                raise StateError(message) from err  # fix the configuration, not retry
+            raise StateUnavailable(message) from err
         self._all.add(conn)
         return conn
 
@@ -109,6 +116,12 @@ class ConnectionPool:
             conn = self._idle.pop() if self._idle else await self._connect()
             try:
                 yield conn
+            except psycopg.OperationalError as err:
+                # A lost connection: the transaction did not commit. Callers see one
+                # backend-neutral error and retry on a fresh connection.
+                raise StateUnavailable(
+                    f"the state database is unavailable: {_first_line(err)}"
+                ) from err
             finally:
                 if conn.closed or conn.broken or self._closed:
                     self._all.discard(conn)

@@ -14,10 +14,12 @@ from connectord.backends import (
     LeaseInfo,
     StaleEpoch,
     StateBackend,
+    StateUnavailable,
     connector_lease,
 )
 from connectord.backends.postgres import PostgresBackend
 from connectord.backends.postgres_migrations import MIGRATIONS
+from connectord.errors import StateError
 from connectord.state import Store
 
 
@@ -295,3 +297,32 @@ def test_the_protocol_keeps_the_sqlite_store_names():
         "heartbeat",
         "live_nodes",
     }
+
+
+async def test_a_lost_connection_is_state_unavailable_and_the_next_call_works(backend, pg_url):
+    await backend.enqueue_many([("a", [body(1)])])
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StateUnavailable):
+        await backend.enqueue_many([("a", [body(2)])])
+    await backend.enqueue_many([("a", [body(3)])])  # a fresh connection
+    assert [r.body for r in await backend.read_queue("a", 0, 10)] == [body(1), body(3)]
+
+
+async def test_a_server_that_is_down_is_unavailable_and_a_wrong_database_is_an_error(
+    pg_admin_url,
+):
+    from tests.backends.pgserver import free_port
+
+    down = PostgresBackend(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    with pytest.raises(StateUnavailable):
+        await down.open()
+    await down.close()
+    missing = PostgresBackend(pg_admin_url.rsplit("/", 1)[0] + "/connectord_no_such_db")
+    with pytest.raises(StateError) as err:
+        await missing.open()
+    assert not isinstance(err.value, StateUnavailable)
+    await missing.close()
