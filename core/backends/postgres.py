@@ -124,14 +124,13 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         await self._ensure_heads(c for c, _ in items)
         async with self._pool.connection() as conn, conn.transaction():
             await _lock_queues(conn, [c for c, _ in items])
-            now = await _db_now(conn)
             async with (
                 conn.cursor() as cursor,
-                cursor.copy("COPY queue (connector, body, enqueued_at) FROM STDIN") as copy,
+                cursor.copy("COPY queue (connector, body) FROM STDIN") as copy,
             ):
                 for connector, bodies in items:
                     for body in bodies:
-                        await copy.write_row((connector, body, now))
+                        await copy.write_row((connector, body))
             totals: dict[str, int] = {}
             for connector, bodies in items:
                 totals[connector] = totals.get(connector, 0) + len(bodies)
@@ -272,10 +271,3 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
 
     async def reset_checkpoint(self, connector: str) -> None:
         await self._count("DELETE FROM checkpoints WHERE connector = %s", [connector])
-
-
-async def _db_now(conn: AsyncConnection) -> float:
-    cursor = await conn.execute(f"SELECT {NOW}")
-    row = await cursor.fetchone()
-    assert row is not None
-    return float(row[0])

@@ -25,7 +25,7 @@ CREATE TABLE queue (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     connector text NOT NULL,
     body bytea NOT NULL,
-    enqueued_at double precision NOT NULL
+    enqueued_at double precision NOT NULL DEFAULT extract(epoch FROM now())
 );
 CREATE INDEX queue_connector_id ON queue (connector, id);
 -- A queue table is all inserts and deletes: vacuum it early so dead rows do not pile up.
