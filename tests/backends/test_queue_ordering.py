@@ -149,3 +149,26 @@ async def test_two_concurrent_writers_and_a_cursor_reader_lose_nothing(pg_url):
     finally:
         for s in (*writers, reader):
             await s.close()
+
+
+async def test_multi_connector_enqueues_in_opposite_orders_do_not_deadlock(pg_url):
+    """Enqueues naming the same connectors in opposite orders, new connectors included,
+    neither deadlock nor lose records."""
+    nodes = [PostgresBackend(pg_url, pool_size=2) for _ in range(2)]
+    for n in nodes:
+        await n.open()
+
+    async def write(store: PostgresBackend, names: list[str]) -> None:
+        for i in range(40):
+            await store.enqueue_many([(f"{name}{i // 10}", [b"r"]) for name in names])
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(write(nodes[0], ["a", "b", "c"]), write(nodes[1], ["c", "b", "a"])),
+            timeout=60,
+        )
+        depths = await nodes[0].queue_depth()
+    finally:
+        for n in nodes:
+            await n.close()
+    assert depths == {f"{name}{k}": 20 for name in "abc" for k in range(4)}
