@@ -99,7 +99,8 @@ class StateBackend(Protocol):
         """
 
     # --- dead letters ------------------------------------------------------------------
-    async def add_dead_letters(self, dead: Sequence[DeadLetter]) -> None: ...
+    async def add_dead_letters(self, connector: str, dead: Sequence[DeadLetter]) -> None:
+        """Dead letters refused at ingest (never queued): counted received and rejected."""
 
     async def dead_letters(
         self, connector: str, limit: int | None = None, after: int = 0

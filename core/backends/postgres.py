@@ -172,11 +172,11 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         return removed
 
     # --- dead letters ------------------------------------------------------------------
-    async def add_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
+    async def add_dead_letters(self, connector: str, dead: Sequence[DeadLetter]) -> None:
+        """Like `Store.add_dead_letters`: received = delivered + rejected + queued holds."""
         async with self._pool.connection() as conn, conn.transaction():
             await _insert_dead(conn, dead)
-            for connector in sorted({d.connector for d in dead}):
-                await bump(conn, connector, rejected=sum(d.connector == connector for d in dead))
+            await bump(conn, connector, received=len(dead), rejected=len(dead))
 
     async def dead_letters(
         self, connector: str, limit: int | None = None, after: int = 0

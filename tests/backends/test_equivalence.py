@@ -28,7 +28,8 @@ deliver = st.tuples(
 pick = st.one_of(st.none(), st.lists(st.integers(0, 7), max_size=4))
 replay = st.tuples(st.just("replay"), st.integers(0, CONNECTORS - 1), pick)
 purge = st.tuples(st.just("purge"), st.integers(0, CONNECTORS - 1), pick)
-operations = st.lists(st.one_of(enqueue, deliver, replay, purge), min_size=1, max_size=25)
+refuse = st.tuples(st.just("refuse"), st.integers(0, CONNECTORS - 1), st.integers(1, 3))
+operations = st.lists(st.one_of(enqueue, deliver, replay, purge, refuse), min_size=1, max_size=25)
 
 
 class Pair:
@@ -49,6 +50,11 @@ class Pair:
             self.serial += op[2]
             await self.pg.enqueue_many([(connector, bodies)])
             self.sqlite.enqueue_many([(connector, bodies)])
+            return (), ()
+        if kind == "refuse":  # dead letters straight from ingest
+            dead = [DeadLetter(connector, orjson.dumps({"r": i}), "invalid") for i in range(op[2])]
+            await self.pg.add_dead_letters(connector, dead)
+            self.sqlite.add_dead_letters(connector, dead)
             return (), ()
         if kind == "deliver":
             return await self._deliver(connector, op[2], op[3])
