@@ -24,7 +24,7 @@ from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strik
 from .errors import ConnectordError, IngestError, QueueFull, describe_error
 from .http import new_session
 from .metrics import Metrics
-from .records import normalise_pulled, serialize
+from .records import encode, normalise_pulled, serialize
 from .state import AsyncStore, DeadLetter, QueueRow, StateNamespace, Store, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
@@ -185,7 +185,7 @@ class ConnectorRuntime:
 
     async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
         """Store parts a push source accepted but could not turn into records."""
-        dead = [DeadLetter(self.name, orjson.dumps(p), reason, "ingest") for p, reason in parts]
+        dead = [DeadLetter(self.name, encode(p), reason, "ingest") for p, reason in parts]
         await self.store.write(Store.add_dead_letters, self.name, dead)
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(dead))

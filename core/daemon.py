@@ -30,12 +30,13 @@ from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
 from .errors import StateError
 from .log import configure as configure_logging
-from .log import set_secrets
+from .log import redact, set_secrets
 from .metrics import Metrics
 from .registry import Registry
 from .schedule import make_trigger
 from .server import CappedRunner, create_app, parse_listen
 from .state import AsyncStore, Store
+from .ui import install as install_ui
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
 ORPHAN_CHECK_SECONDS = 15.0
@@ -180,6 +181,7 @@ class Daemon:
             body_timeout=self.config.daemon.body_timeout,
         )
         cors.install(app, lambda: self.config)
+        install_ui(app, lambda: self.config, self.store, lambda: self._health(errors=True))
         self.runner = CappedRunner(
             app,
             max_connections=self.config.daemon.max_connections,
@@ -210,10 +212,11 @@ class Daemon:
             if s.runtime is not None and s.runtime.started
         }
 
-    def _health(self) -> tuple[bool, dict[str, Any]]:
+    def _health(self, *, errors: bool = False) -> tuple[bool, dict[str, Any]]:
         """What ``/healthz`` answers, to anyone who can reach it: states and counts, never
         error text (vendor answers may echo credentials; the log has the details).
-        Not ok while stopping or while an enabled connector cannot start."""
+        Not ok while stopping or while an enabled connector cannot start. ``errors``
+        adds the (redacted) error texts, for the status page behind its admin token."""
         connectors = {}
         failing = []
         for name, sup in self.connectors.items():
@@ -223,8 +226,12 @@ class Daemon:
                 entry.update(queued=runtime.depth, healthy=runtime.throttle.healthy)
                 if runtime.throttle.auth_failing:
                     entry["auth_failing"] = True
+                if errors and runtime.throttle.last_error:
+                    entry["last_error"] = runtime.throttle.last_error
             if sup.error:
                 entry.update(start_failed=True, start_attempts=sup.failures)
+                if errors:
+                    entry["start_error"] = redact(sup.error)
                 failing.append(name)
             connectors[name] = entry
         detail: dict[str, Any] = {"connectors": connectors}

@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from . import records as record_model
+from . import tap
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
@@ -186,8 +187,10 @@ class Pipeline:
             deadline=deadline,
             park=park,
         )
+        tap.publish(self.connector, "raw", records)
         items = self._validate(records, run.reasons, run.stages)
         items = await self._map(items, run.reasons, run.stages)
+        tap.publish(self.connector, "mapped", (item.record for item in items))
         mapped_origins = {item.origin for item in items}
         outcome = Outcome()
         for start in range(0, len(items), self.chunk_size):

@@ -149,11 +149,20 @@ def serialize(records: list[Record], now: str) -> list[bytes]:
         if isinstance(record, dict):  # anything else is kept as sent; validation refuses it
             record.setdefault("receivedAt", now)
             record.setdefault("timestamp", record["receivedAt"])
-        try:
-            bodies.append(orjson.dumps(record))
-        except orjson.JSONEncodeError as err:
-            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+        bodies.append(encode(record))
     return bodies
+
+
+def encode(value: Any) -> bytes:
+    """JSON for the state file.
+
+    :raises IngestError: the value nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; the request is refused before anything is stored.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as err:
+        raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
 
 
 def normalise_pulled(connector: str, records: list[Record], checkpoint: Any) -> None:

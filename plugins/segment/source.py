@@ -106,17 +106,13 @@ class SegmentSource(PushSource):
             )
         check_messages(messages, check_size=len(body) > const.MAX_MESSAGE_BYTES)
         envelope = Envelope.of(payload, request)
-        records = [normalize(message, None, envelope) for message in messages]
-        await self.ingest(records)
-        self.note_invalid(records)
+        await self.keep([normalize(message, None, envelope) for message in messages])
         return success()
 
     async def receive_single(self, kind: str, request: web.Request) -> web.Response:
         body = await self.read(request, const.MAX_MESSAGE_BYTES)
         payload = self.authenticated_payload(request, body)
-        record = normalize(payload, kind, Envelope.of({}, request))
-        await self.ingest([record])
-        self.note_invalid([record])
+        await self.keep([normalize(payload, kind, Envelope.of({}, request))])
         return success()
 
     # --- steps ------------------------------------------------------------------------
@@ -169,15 +165,19 @@ class SegmentSource(PushSource):
             )
         return payload
 
-    def note_invalid(self, records: list[Record]) -> None:
-        """Count and log stored messages that will become dead letters, so that an
-        operator sees them without waiting for delivery."""
-        reasons = Counter(reason for r in records if (reason := problem(r)) is not None)
-        if reasons:
-            self.invalid.update(reasons)
-            self.log.warning(
-                "segment.messages.invalid", count=sum(reasons.values()), reasons=dict(reasons)
-            )
+    async def keep(self, records: list[Record]) -> None:
+        """Store what Segment would accept. Messages Segment answers 200 to but cannot
+        use (no ids, no event name, an unknown type) become dead letters with the
+        reason, durable before the answer, rather than queued records that break the
+        record model; the count is logged so an operator sees them at once."""
+        reasons = [problem(record) for record in records]
+        invalid = [(r, reason) for r, reason in zip(records, reasons, strict=True) if reason]
+        await self.dead_letter(invalid)  # first: a part that cannot be stored refuses all
+        await self.ingest([r for r, reason in zip(records, reasons, strict=True) if not reason])
+        if invalid:
+            counted = Counter(reason for _, reason in invalid)
+            self.invalid.update(counted)
+            self.log.warning("segment.messages.invalid", count=len(invalid), reasons=dict(counted))
 
 
 def success() -> web.Response:

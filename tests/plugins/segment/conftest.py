@@ -42,6 +42,7 @@ class Ingest:
 
     def __init__(self, options: dict) -> None:
         self.records: list[dict] = []
+        self.dead_letters: list[tuple[dict, str]] = []
         self.queue_full = False
         context = PluginContext(
             connector="seg",
@@ -50,6 +51,7 @@ class Ingest:
             base_dir=Path.cwd(),
             http=lambda: None,
             enqueue=self.enqueue,
+            dead_letter=self.dead_letter,
         )
         self.source = SegmentSource(SegmentSource.Options.model_validate(options), context)
         runtime = SimpleNamespace(
@@ -67,6 +69,9 @@ class Ingest:
             raise QueueFull("seg", 10)
         serialize(records, now_iso())  # what the daemon does before its SQLite insert
         self.records.extend(records)
+
+    async def dead_letter(self, parts: list[tuple[dict, str]]) -> None:
+        self.dead_letters.extend(parts)
 
     @property
     def url(self) -> str:

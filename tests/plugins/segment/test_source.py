@@ -238,13 +238,15 @@ def test_gzip_bomb_stops_at_the_decompressed_cap(ingest):
         ("v1/batch", {"batch": [{"userId": "u1", "type": "login"}]}, "unknown record type 'login'"),
     ],
 )
-def test_messages_segment_would_drop_are_stored_for_dead_letters(ingest, path, message, reason):
+def test_messages_segment_would_drop_become_dead_letters(ingest, path, message, reason):
     """Segment answers 200 and drops these ("Errors", HTTP API docs); analytics.js drops
-    on any 4xx too. Stored, the framework dead-letters them with the reason."""
+    on any 4xx too. They are kept as dead letters with the reason before the answer,
+    never queued as records that break the record model."""
     status, body, _ = post(ingest, path, message, basic(WRITE_KEY))
     assert (status, body) == (200, {"success": True})
-    (record,) = ingest.records
-    assert problem(record).startswith(reason)
+    assert ingest.records == []
+    ((record, why),) = ingest.dead_letters
+    assert why.startswith(reason) and problem(record) == why
     assert sum(ingest.source.invalid.values()) == 1
 
 
