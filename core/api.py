@@ -77,6 +77,8 @@ class PluginContext:
         timeouts set, created on first use and closed with the connector).
     :param enqueue: for push sources only: commit records to the connector's durable
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
+    :param queue_room: for push sources only: how many more records the queue takes now
+        (its bound minus its depth), for sources that must refuse before acting.
     """
 
     connector: str
@@ -85,6 +87,7 @@ class PluginContext:
     base_dir: Path
     http: Callable[[], aiohttp.ClientSession]
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
+    queue_room: Callable[[], int] | None = None
 
 
 class Plugin:

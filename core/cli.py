@@ -246,6 +246,9 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  checkpoint:   {orjson.dumps(entry['checkpoint']).decode()}")
         if entry.get("schedule"):
             click.echo(f"  schedule:     {entry['schedule']}")
+        for key, value in (entry.get("notices") or {}).items():
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            click.echo(f"  notice:       {key}: {text}")
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
 

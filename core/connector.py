@@ -87,6 +87,7 @@ class ConnectorRuntime:
             base_dir=self.base_dir,
             http=self.http,
             enqueue=self.enqueue if push else None,
+            queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
 
     def http(self) -> aiohttp.ClientSession:

@@ -6,7 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from .config import Config
-from .state import Store
+from .state import Store, state_namespace
+
+NOTICE_PREFIX = "notice:"
+"""Plugin state keys under this prefix are what the operator must act on; status shows them."""
 
 
 def collect_status(config: Config) -> dict[str, Any]:
@@ -49,6 +52,7 @@ def collect_status(config: Config) -> dict[str, Any]:
                     "checkpoint": checkpoints.get(name),
                     "queue_depth": depths.get(name, 0),
                     "dead_letters": dead.get(name, 0),
+                    "notices": _notices(store, name, connector) if store else {},
                 }
             )
     finally:
@@ -60,3 +64,13 @@ def collect_status(config: Config) -> dict[str, Any]:
         "daemon_pid": daemon_pid,
         "connectors": entries,
     }
+
+
+def _notices(store: Store, name: str, connector: Any) -> dict[str, Any]:
+    """Every plugin's ``notice:*`` state keys, as ``"<plugin type> <key>": value``."""
+    found: dict[str, Any] = {}
+    for spec in (connector.source, *connector.mappings, connector.destination):
+        stored = store.scan_state(state_namespace(name, spec.type), NOTICE_PREFIX)
+        for key, value in sorted(stored.items()):
+            found[f"{spec.type} {key[len(NOTICE_PREFIX) :]}"] = value
+    return found

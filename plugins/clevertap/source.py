@@ -12,131 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated, Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
-from connectord import Batch, Options, PullSource, Record, Secret
+from connectord import Batch, PullSource, Record
 from connectord.backoff import Backoff
 
 from . import mapping
 from .client import CleverTapClient, CursorExpired
 from .const import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_REGION,
     EVENTS_PATH,
     MAX_BATCH_SIZE,
     PROFILE_BATCH_MULTIPLE,
     PROFILES_PATH,
-    REGIONS,
     region_url,
 )
+from .options import CleverTapOptions, DailyOptions, Day
 
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)+$")
-ALL_EVENTS = "*"
 MAX_CURSOR_RESTARTS = 3
-
-
-# --- options -----------------------------------------------------------------------------
-
-
-def _account_id(value: str) -> str:
-    if not ACCOUNT_ID.match(value):
-        raise ValueError(
-            "a CleverTap account id looks like W9R-486-4W5Z "
-            "(dashboard: Settings > Project); found " + repr(value)
-        )
-    return value
-
-
-def _region(value: str) -> str:
-    if value not in REGIONS:
-        raise ValueError(f"unknown region {value!r}; expected one of {', '.join(REGIONS)}")
-    return value
-
-
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name like Asia/Kolkata"
-        ) from err
-    return value
-
-
-def _day(value: Any) -> Any:
-    """Accept ``20240101``, ``"20240101"`` and ``"2024-01-01"``."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        text = str(value)
-        if len(text) != 8:
-            raise ValueError(f"a date is YYYYMMDD or YYYY-MM-DD, found {value!r}")
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    return value
-
-
-Day = Annotated[date, BeforeValidator(_day)]
-
-
-class CleverTapOptions(Options):
-    account_id: Annotated[str, AfterValidator(_account_id)] = Field(
-        description="CleverTap project (account) id, sent as X-CleverTap-Account-Id."
-    )
-    passcode: Secret = Field(description="Project passcode, sent as X-CleverTap-Passcode.")
-    region: Annotated[str, AfterValidator(_region)] = Field(
-        DEFAULT_REGION,
-        description=f"Data centre of the account: {', '.join(REGIONS)} "
-        "(https://<region>.api.clevertap.com).",
-    )
-    base_url: str | None = Field(
-        None,
-        description="API host overriding `region`, e.g. a proxy or an emulator "
-        "(`https://in1.api.clevertap.com`).",
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
-    )
-    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
-        "UTC",
-        description="The account's time zone (dashboard settings): CleverTap's `ts` and "
-        "day boundaries are in it. Timestamps are converted to UTC.",
-    )
-    max_concurrency: int = Field(
-        DEFAULT_CONCURRENCY,
-        ge=1,
-        le=15,
-        description="Concurrent calls per account (CleverTap answers 429 beyond its limit).",
-    )
-    poll_interval: float = Field(
-        15.0,
-        gt=0,
-        le=600,
-        description="Seconds between polls of a query CleverTap is still computing.",
-    )
-    retry_initial: float = Field(
-        2.0, gt=0, description="First delay in seconds when CleverTap answers 429 or 5xx."
-    )
-
-
-class DailyOptions(CleverTapOptions):
-    start: Day | None = Field(
-        None,
-        description="First day to export (YYYYMMDD or YYYY-MM-DD). Default: yesterday.",
-    )
-    end: Day | None = Field(
-        None,
-        description="Last day to export (inclusive). Default: yesterday, the last complete day.",
-    )
-    lookback_days: int = Field(
-        0,
-        ge=0,
-        le=90,
-        description="Read the last N complete days again on each run (late data); "
-        "re-read records upsert.",
-    )
+NO_EVENT_NAMES = (
+    'expected at least one event name, e.g. ["Charged", "App Launched"]: CleverTap\'s '
+    "Get Events API requires event_name and has no query for all events"
+)
 
 
 # --- shared behaviour --------------------------------------------------------------------
@@ -178,12 +80,21 @@ class CleverTapSource(PullSource):
         lookback = getattr(self.options, "lookback_days", 0)
         return max(start, done + timedelta(days=1 - lookback))
 
+    def probe_event(self) -> str:
+        """An event name this connector queries: ``check`` asks CleverTap for it, since
+        Get Events refuses a query without ``event_name``."""
+        return "App Launched"
+
     async def check(self) -> str:
         day = int(self.last_day().strftime("%Y%m%d"))
+        name = self.probe_event()
         await self.client.open_cursor(
-            EVENTS_PATH, {"event_name": "App Launched", "from": day, "to": day}, batch_size=1
+            EVENTS_PATH, {"event_name": name, "from": day, "to": day}, batch_size=1
         )
-        return f"CleverTap account {self.options.account_id} accepted the passcode"
+        return (
+            f"CleverTap account {self.options.account_id} accepted the passcode "
+            f"and a Get Events query for {name!r}"
+        )
 
 
 def _iso_day(value: Any) -> date | None:
@@ -275,10 +186,9 @@ class CursorExport(CleverTapSource):
         raise NotImplementedError
 
     def open_query(self, name: str, day: date) -> dict[str, Any]:
-        query: dict[str, Any] = {"from": yyyymmdd(day), "to": yyyymmdd(day)}
-        if name != ALL_EVENTS:
-            query["event_name"] = name
-        return query
+        """The query body: ``event_name``, ``from`` and ``to`` are all required by
+        CleverTap (developer.clevertap.com/docs/get-events-api)."""
+        return {"event_name": name, "from": yyyymmdd(day), "to": yyyymmdd(day)}
 
     def flags(self) -> dict[str, bool]:
         return {}
@@ -365,17 +275,20 @@ class CursorExport(CleverTapSource):
 
 
 class EventsSource(CursorExport):
-    """Events of the configured names (or all), day by day, through the Get Events
-    cursor export, as ``track`` records."""
+    """Events of the configured names, day by day, through the Get Events cursor
+    export, as ``track`` records.
+
+    CleverTap's Get Events query requires ``event_name`` and its records do not name
+    their event, so there is no "all events" mode: each name is one query per day."""
 
     type = "clevertap.events"
     path = EVENTS_PATH
 
     class Options(DailyOptions):
         events: list[str] = Field(
-            default_factory=list,
-            description='Event names to export, e.g. ["Charged", "App Launched"]. '
-            "Empty: all events in one query per day (each record must then name its event).",
+            description='Event names to export, e.g. ["Charged", "App Launched"]: one '
+            "Get Events query per name and day (CleverTap requires `event_name`; it has "
+            "no query for all events).",
         )
         batch_size: int = Field(
             MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Records per page (max 5000)."
@@ -393,6 +306,8 @@ class EventsSource(CursorExport):
         @field_validator("events")
         @classmethod
         def _events(cls, value: list[str]) -> list[str]:
+            if not value:
+                raise ValueError(NO_EVENT_NAMES)
             if any(not name.strip() for name in value):
                 raise ValueError("event names must not be empty")
             if len(set(value)) != len(value):
@@ -400,7 +315,10 @@ class EventsSource(CursorExport):
             return value
 
     def names(self) -> list[str]:
-        return list(self.options.events) or [ALL_EVENTS]
+        return list(self.options.events)
+
+    def probe_event(self) -> str:
+        return self.options.events[0]
 
     def flags(self) -> dict[str, bool]:
         return {
@@ -410,8 +328,6 @@ class EventsSource(CursorExport):
         }
 
     def to_record(self, raw: dict[str, Any], name: str, day: date) -> Record:
-        if name == ALL_EVENTS:
-            name = str(raw.get("eventName") or raw.get("evtName") or "Unknown Event")
         return mapping.event_record(
             raw,
             name,
@@ -456,6 +372,9 @@ class ProfilesSource(CursorExport):
     def names(self) -> list[str]:
         return [self.options.event]
 
+    def probe_event(self) -> str:
+        return self.options.event
+
     def flags(self) -> dict[str, bool]:
         return {
             "app": self.options.app_fields,
@@ -487,6 +406,9 @@ class CountsSource(CleverTapSource):
             description="Count the last N complete days again on each run (late events "
             "change counts); a new count replaces the old one.",
         )
+
+    def probe_event(self) -> str:
+        return self.options.events[0]
 
     async def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
         done = _iso_day(checkpoint.get("done")) if isinstance(checkpoint, dict) else None
@@ -522,6 +444,12 @@ class CampaignsSource(CleverTapSource):
         lookback_days: int = Field(
             7, ge=0, le=365, description="Read campaigns of the last N days again on each run."
         )
+
+    async def check(self) -> str:
+        """List yesterday's campaigns: the call this source makes, without exports."""
+        day = yyyymmdd(self.today() - timedelta(days=1))
+        await self.client.campaigns(day, day)
+        return f"CleverTap account {self.options.account_id} accepted the passcode"
 
     async def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
         done = _iso_day(checkpoint.get("done")) if isinstance(checkpoint, dict) else None

@@ -1,9 +1,10 @@
 """``piano.collect``: send track, page and screen records to Piano Analytics' Collection API.
 
 One request per visitor (and per end-user agent/address) per delivery batch, at most 50
-events or 64 KB each, several requests in flight at once. Records of other types, and
-records whose property keys cannot be made valid (unless ``invalid_keys = "drop"``),
-become dead letters with the reason; events a privacy mode withholds are counted and
+events or 64 KB each, several requests in flight at once. The body follows what
+``piano-analytics-js`` 6.17 sends (see `payload`). Records of other types, and records
+whose property keys cannot be sent (unless ``invalid_keys = "drop"``), become dead
+letters with the reason; events a privacy mode withholds are counted and
 logged, not sent.
 """
 
@@ -108,6 +109,13 @@ class PianoCollectDestination(Destination):
             "events with Piano's exempt allow-list; `no-storage` sends everything under "
             "the `no-storage` visitor id.",
         )
+        keys: Literal["as_given", "normalise"] = Field(
+            "as_given",
+            description='Property keys: "as_given" sends them unchanged, as Piano\'s JS '
+            'SDK does (only keys over 40 characters are refused); "normalise" makes them '
+            "lowercase letters, digits and '_' as the Android SDK requires "
+            "(`Order Total` → `order_total`).",
+        )
         invalid_keys: Literal["reject", "drop"] = Field(
             "reject",
             description='A property key that cannot be made valid: "reject" dead-letters '
@@ -165,6 +173,7 @@ class PianoCollectDestination(Destination):
                     default_mode=self.options.privacy_mode,
                     version=__version__,
                     drop_invalid_keys=self.options.invalid_keys == "drop",
+                    normalise_keys=self.options.keys == "normalise",
                 )
             except RecordRejected as err:
                 result.rejected[index] = str(err)

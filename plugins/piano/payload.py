@@ -2,11 +2,15 @@
 
 - ``track`` becomes an event named after ``event``; ``page`` and ``screen`` become
   ``page.display`` with ``page``/``page_chapter1``/``page_url``/``previous_url``.
-- Property keys are made valid the way Piano's SDKs expect them: lowercase, letters,
-  digits and ``_``, starting with a letter, at most 40 characters, never ``m_``/``visit_``.
-  What can be fixed is fixed (``"Order Total"`` → ``order_total``, ``"prénom"`` →
-  ``prenom``, nested objects → ``parent_child``); what cannot is reported as a
-  `KeyProblem` so that the destination rejects the record or drops the key.
+- What an SDK adds is added the way ``piano-analytics-js`` 6.17 adds it (its
+  ``metadata`` and ``user`` steps): ``device_timestamp_utc`` in epoch **seconds** with
+  millisecond decimals, ``user_id`` with ``user_category`` and ``user_recognition``.
+- Property keys are sent as given by default, as the JS SDK does; Piano documents only
+  that a key is at most 40 characters. ``keys = "normalise"`` instead makes them the way
+  the Android SDK wants them: lowercase, letters, digits and ``_``, starting with a
+  letter, never ``m_``/``visit_`` (``"Order Total"`` → ``order_total``). A key that
+  cannot be sent is reported as a `KeyProblem`, so that the destination rejects the
+  record or drops the key.
 - The privacy mode decides the visitor id sent and which events and properties go.
 """
 
@@ -82,8 +86,19 @@ class Outgoing:
 # --- property keys -------------------------------------------------------------------
 
 
+def given_key(key: Any) -> str | KeyProblem:
+    """``key`` unchanged, as ``piano-analytics-js`` sends it, unless Piano's documented
+    limit refuses it (at most 40 characters, support.piano.io article 4465980791314)."""
+    text = str(key)
+    if not text.strip():
+        return KeyProblem(text, "is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        return KeyProblem(text, f"is longer than {MAX_KEY_LENGTH} characters")
+    return text
+
+
 def property_key(key: Any) -> str | KeyProblem:
-    """The Piano key for ``key``, or the reason it cannot have one."""
+    """The key made valid by the Android SDK's rules, or the reason it cannot be."""
     original = str(key)
     text = unicodedata.normalize("NFKD", original.strip().lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
@@ -141,19 +156,22 @@ def flatten(properties: dict[str, Any], prefix: str = "", depth: int = 0) -> dic
     return out
 
 
-def event_data(properties: Any) -> tuple[dict[str, Any], list[KeyProblem]]:
+def event_data(
+    properties: Any, *, normalise: bool = True
+) -> tuple[dict[str, Any], list[KeyProblem]]:
     """Valid Piano ``data`` from record properties, and the keys that could not be kept.
 
-    Two keys that become the same Piano key (``"Plan"`` and ``"plan"``) are a
-    problem too: one value would silently replace the other.
+    With ``normalise``, two keys that become the same Piano key (``"Plan"`` and
+    ``"plan"``) are a problem too: one value would silently replace the other.
     """
+    make_key = property_key if normalise else given_key
     if not isinstance(properties, dict):
         return {}, []
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
     problems: list[KeyProblem] = []
     for key, value in flatten(properties).items():
-        fixed = property_key(key)
+        fixed = make_key(key)
         if isinstance(fixed, KeyProblem):
             problems.append(fixed)
             continue
@@ -244,17 +262,37 @@ def page_properties(record: Record, properties: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def device_timestamp(record: Record) -> float | None:
+    """The event time as ``piano-analytics-js`` 6.17 sends ``device_timestamp_utc``:
+    epoch seconds with the milliseconds as decimals (``Date.getTime() / 1000``)."""
+    moment = epoch_ms(record.get("timestamp") or record.get("originalTimestamp"))
+    return None if moment is None else moment / 1000
+
+
+def user_properties(record: Record) -> dict[str, Any]:
+    """``user_id``, ``user_category`` and ``user_recognition`` as the JS SDK's
+    ``setUser`` sets them: recognition is ``false`` for a user named with the event
+    (``true`` only when the SDK read the user back from its own storage)."""
+    if record.get("userId") in (None, ""):
+        return {}
+    out: dict[str, Any] = {"user_id": str(record["userId"])}
+    category = scalar(piano_context(record).get("user_category"))
+    if category not in (None, ""):
+        out["user_category"] = category
+    out["user_recognition"] = False
+    return out
+
+
 def standard_properties(record: Record, version: str) -> dict[str, Any]:
-    """What an SDK would add: platform, version, device time, user id, campaign."""
+    """What the JS SDK would add: platform, version, device time, user, campaign."""
     out: dict[str, Any] = {
         "event_collection_platform": COLLECTION_PLATFORM,
         "event_collection_version": version,
     }
-    moment = epoch_ms(record.get("timestamp") or record.get("originalTimestamp"))
+    moment = device_timestamp(record)
     if moment is not None:
         out["device_timestamp_utc"] = moment
-    if record.get("userId") not in (None, ""):
-        out["user_id"] = str(record["userId"])
+    out.update(user_properties(record))
     context = record.get("context") if isinstance(record.get("context"), dict) else {}
     campaign = context.get("campaign")
     if isinstance(campaign, dict):
@@ -287,7 +325,12 @@ def apply_privacy(name: str, data: dict[str, Any], mode: str) -> dict[str, Any] 
 
 
 def to_outgoing(
-    record: Record, *, default_mode: str, version: str, drop_invalid_keys: bool
+    record: Record,
+    *,
+    default_mode: str,
+    version: str,
+    drop_invalid_keys: bool,
+    normalise_keys: bool = False,
 ) -> Outgoing | None:
     """The Piano event for a record; ``None`` when the privacy mode withholds it.
 
@@ -296,13 +339,18 @@ def to_outgoing(
     """
     mode = privacy_mode(record, default_mode)
     name, properties = event_name_and_properties(record)
-    data, problems = event_data(properties)
+    data, problems = event_data(properties, normalise=normalise_keys)
     if problems and not drop_invalid_keys:
+        rule = (
+            "keys are letters, digits and '_', start with a letter, at most "
+            f"{MAX_KEY_LENGTH} characters, not m_/visit_"
+            if normalise_keys
+            else f"keys are at most {MAX_KEY_LENGTH} characters"
+        )
         raise RecordRejected(
             "Piano Analytics cannot take "
             + "; ".join(str(p) for p in problems)
-            + " (keys are letters, digits and '_', start with a letter, at most "
-            f"{MAX_KEY_LENGTH} characters, not m_/visit_); rename them with a mapping, "
+            + f" ({rule}); rename them with a mapping, "
             'or set invalid_keys = "drop"'
         )
     for key, value in standard_properties(record, version).items():

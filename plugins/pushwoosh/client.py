@@ -1,6 +1,7 @@
 """Pushwoosh HTTP: auth, envelopes, async request polling and error mapping.
 
-Three API styles live side by side (see docs/integrations/pushwoosh.md):
+Three API styles live side by side (see docs/integrations/pushwoosh.md; answers are
+checked in `answers`):
 
 - legacy ``POST /json/1.3/<method>`` with ``{"request": {...}}``: Device API methods take
   ``Authorization: Token <device token>``, every other method the server token in
@@ -17,21 +18,25 @@ Nothing here logs or repeats a token.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import time
-import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any
 
 import aiohttp
 import orjson
 
-from connectord import AuthError, PermanentError, RetryableError
-from connectord.http import raise_for_status, retry_after_seconds
+from connectord import PermanentError, RetryableError
+from connectord.http import raise_for_status
 
+from .answers import (  # noqa: F401  (ArgumentError & co. are imported from here too)
+    Answer,
+    ArgumentError,
+    DeviceTokenMissing,
+    PlanLimited,
+    api_family,
+    check_envelope,
+    check_v2,
+)
 from .const import (
     APPLICATION_CODE,
     AUDIENCE_PATH,
@@ -41,14 +46,10 @@ from .const import (
     DEVICE_API_METHODS,
     LEGACY_PATH,
     MESSAGES_LIST_PATH,
-    STATUS_ARGUMENT_ERROR,
-    STATUS_OK,
     VENDOR,
     TagType,
 )
-
-TRACKING_COLUMNS = ("timestamp", "tracking_code", "target_id", "hwid", "status", "description")
-"""Columns of the push tracking log CSV, in the documented order."""
+from .tracking import TRACKING_COLUMNS, iter_tracking_rows  # noqa: F401  (moved there)
 
 BULK_DONE = frozenset({"completed", "done", "finished", "success", "succeeded"})
 BULK_FAILED = frozenset({"failed", "error", "canceled", "cancelled"})
@@ -64,35 +65,13 @@ def validate_application(code: str) -> str:
     return code
 
 
-class ArgumentError(PermanentError):
-    """Pushwoosh refused the arguments of a call (envelope ``status_code`` 210)."""
-
-    def __init__(self, method: str, status_message: str) -> None:
-        super().__init__(f"{VENDOR} {method}: argument error: {status_message}")
-        self.method = method
-        self.status_message = status_message
-
-
-@dataclass
-class Answer:
-    """One HTTP answer: status, headers, raw body and its JSON (``None`` if not JSON)."""
-
-    status: int
-    headers: Any
-    body: bytes
-    payload: Any
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-
 class PushwooshClient:
     """Calls the Pushwoosh APIs for one application.
 
     :param http: returns the aiohttp session to use (the connector's).
     :param api_token: the server token (``auth`` in bodies, statistics header).
-    :param device_token: the Device API token; the server token is tried when absent.
+    :param device_token: the Device API token. Without it Device API methods raise
+        `DeviceTokenMissing`: the server token is never sent in its place.
     :param poll_interval: seconds between polls of asynchronous requests.
     :param max_wait: seconds to wait for an asynchronous request before giving up.
     """
@@ -112,7 +91,7 @@ class PushwooshClient:
         self.http = http
         self.application = application
         self._api_token = api_token
-        self._device_token = device_token or api_token
+        self._device_token = device_token or None
         self.base_url = base_url.rstrip("/")
         self.events_url = events_url.rstrip("/")
         self.poll_interval = poll_interval
@@ -158,6 +137,8 @@ class PushwooshClient:
         request = dict(fields)
         headers: dict[str, str] = {}
         if method in DEVICE_API_METHODS:
+            if not self._device_token:
+                raise DeviceTokenMissing(method)
             headers = self._auth_header(self._device_token)
         else:
             request["auth"] = self._api_token
@@ -233,11 +214,15 @@ class PushwooshClient:
 
     # --- Segmentation (filters) -------------------------------------------------------
 
-    async def create_filter(self, name: str, expression: str) -> str:
-        response = await self.call(
-            "createFilter",
-            {"name": name, "filter_expression": expression, "application": self.application},
-        )
+    async def create_filter(
+        self, name: str, expression: str, *, with_application: bool = False
+    ) -> str:
+        """Create a segment. ``application`` is sent only when asked: Pushwoosh documents
+        it for High-Speed Setup accounts only."""
+        request = {"name": name, "filter_expression": expression}
+        if with_application:
+            request["application"] = self.application
+        response = await self.call("createFilter", request)
         return str((response or {}).get("name") or name)
 
     async def list_filters(self) -> list[dict[str, Any]]:
@@ -419,98 +404,3 @@ def _ids(application: str, user_id: str | None, hwid: str | None) -> dict[str, A
     if hwid is not None:
         request["hwid"] = hwid
     return request
-
-
-def check_envelope(method: str, answer: Answer) -> Any:
-    """The ``response`` of a legacy answer, or the delivery error it stands for.
-
-    Both layers count: HTTP 429/5xx/401/403 and envelope ``status_code`` 401/403 (token
-    refused), 210 (argument error), 429/5xx (transient) map to connectord's errors.
-    """
-    envelope = answer.payload if isinstance(answer.payload, dict) else None
-    code = _envelope_code(envelope)
-    message = str(envelope.get("status_message") or "") if envelope else ""
-    retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
-    if answer.status >= 400 or code is None:
-        detail = message or answer.text
-        if answer.status < 400:  # an HTTP success that is not Pushwoosh's envelope
-            raise RetryableError(
-                f"{VENDOR} {method} answered HTTP {answer.status} without a status envelope"
-            )
-        if code == STATUS_ARGUMENT_ERROR:
-            raise ArgumentError(method, message)
-        raise_for_status(answer.status, answer.headers, detail, vendor=f"{VENDOR} {method}")
-    if code == STATUS_OK:
-        return envelope.get("response") if envelope else None
-    if code == STATUS_ARGUMENT_ERROR:
-        raise ArgumentError(method, message)
-    text = f"{VENDOR} {method}: status {code}: {message}"
-    if code in (401, 403):
-        raise AuthError(text, retry_after=retry_after)
-    if code in (408, 429) or code >= 500:
-        raise RetryableError(text, retry_after=retry_after)
-    raise PermanentError(text)
-
-
-def _envelope_code(envelope: dict | None) -> int | None:
-    if envelope is None or "status_code" not in envelope:
-        return None
-    try:
-        return int(envelope["status_code"])
-    except (TypeError, ValueError):
-        return None
-
-
-def check_v2(operation: str, answer: Answer) -> Any:
-    """The JSON of a v2 answer (plain HTTP status semantics), or the matching error."""
-    if answer.status >= 400:
-        detail = ""
-        if isinstance(answer.payload, dict):
-            error = answer.payload.get("error")
-            detail = str(
-                answer.payload.get("message")
-                or (error.get("message") if isinstance(error, dict) else error)
-                or ""
-            )
-        raise_for_status(
-            answer.status, answer.headers, detail or answer.text, vendor=f"{VENDOR} {operation}"
-        )
-    if answer.payload is None and answer.body.strip():
-        raise RetryableError(f"{VENDOR} {operation} answered something that is not JSON")
-    return answer.payload
-
-
-# --- tracking log files ---------------------------------------------------------------
-
-
-def iter_tracking_rows(path: Path | IO[bytes]) -> Iterator[dict[str, str]]:
-    """Rows of a tracking-log ZIP (a path or a seekable file): every CSV member,
-    ``;``-separated.
-
-    A first line naming the columns is used as the header (so extra columns such as
-    ``campaign`` or ``platform`` are kept); without one the documented order applies.
-    """
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            with archive.open(info) as raw:
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                yield from _csv_rows(text)
-
-
-def _csv_rows(text: IO[str]) -> Iterator[dict[str, str]]:
-    reader = csv.reader(text, delimiter=";")
-    header: list[str] | None = None
-    for index, row in enumerate(reader):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        cells = [cell.strip() for cell in row]
-        if index == 0 and {"tracking_code", "status"} <= {c.lower() for c in cells}:
-            header = [c.lower() for c in cells]
-            continue
-        names = header or list(TRACKING_COLUMNS)
-        item = dict(zip(names, cells, strict=False))
-        if len(cells) > len(names):  # a ';' inside the last column (description)
-            item[names[-1]] = ";".join(cells[len(names) - 1 :])
-        yield item

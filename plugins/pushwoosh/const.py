@@ -25,26 +25,54 @@ APPLICATION_CODE = re.compile(r"^[0-9A-Z]{5}-[0-9A-Z]{5}$")
 STATUS_OK = 200
 STATUS_ARGUMENT_ERROR = 210
 
-DEVICE_API_METHODS = frozenset(
-    {
-        "registerDevice",
-        "unregisterDevice",
-        "setTags",
-        "getTags",
-        "registerUser",
-        "postEvent",
-        "registerEmail",
-        "setBadge",
-        "applicationOpen",
-        "pushStat",
-        "messageDeliveryEvent",
-    }
-)
-"""Methods that take the Device API token (``Authorization: Token``); every other method
-takes the server token in the body's ``auth``. A token used outside its scope is refused."""
+PLAN_LIMITED_METHODS = frozenset({"addTag", "deleteTag", "listTags"})
+"""The Tags API: "For Custom Plan subscriptions only"
+(https://docs.pushwoosh.com/platform-docs/api-reference/tags). Nothing else the plugin
+needs may depend on them."""
+
+DOCS = "https://docs.pushwoosh.com/developer/api-reference"
+WEB_SDK = "npm web-push-notifications 3.55.0, modules/ApiClient/ApiClient.d.ts"
+WEB_SDK_TYPES = "npm web-push-notifications 3.55.0, modules/ApiClient/ApiClient.types.d.ts"
+PYPUSHWOOSH = "PyPI pypushwoosh 0.3.1, pypushwoosh/command.py"
+
+DEVICE_API_METHODS: dict[str, str] = {
+    # Device API page
+    "registerDevice": f"{DOCS}/device-api",
+    "unregisterDevice": f"{DOCS}/device-api",
+    "setTags": f"{DOCS}/device-api",
+    "getTags": f"{DOCS}/device-api",
+    "setBadge": f"{DOCS}/device-api; {PYPUSHWOOSH} (SetBadgeCommand)",
+    "applicationOpen": f"{DOCS}/device-api; {WEB_SDK}",
+    "pushStat": f"{DOCS}/device-api; {PYPUSHWOOSH} (PushStatCommand)",
+    "messageDeliveryEvent": f"{DOCS}/device-api; {WEB_SDK}",
+    # User-centric API page
+    "registerUser": f"{DOCS}/user-centric-api",
+    "postEvent": f"{DOCS}/user-centric-api",
+    # Email API page, called by the Web SDK for email channels
+    "registerEmail": f"{DOCS}/email-api; {WEB_SDK}",
+    "registerEmailUser": f"{DOCS}/email-api; {WEB_SDK}",
+    "setEmailTags": f"{DOCS}/email-api; {WEB_SDK}",
+    # Called by the SDKs, not in the public reference
+    "getConfig": WEB_SDK,
+    "checkDevice": WEB_SDK,
+    "deleteDevice": WEB_SDK,
+    "getInboxMessages": WEB_SDK,
+    "inboxStatus": WEB_SDK,
+    "getPopupFormContent": WEB_SDK,
+    "recordPopupFormEvent": WEB_SDK,
+    "setPurchase": WEB_SDK,
+    "multiRegisterDevice": WEB_SDK,
+    "registerSmsNumber": WEB_SDK_TYPES,
+    "registerWhatsappNumber": WEB_SDK_TYPES,
+    "getNearestZone": f"{PYPUSHWOOSH} (GetNearestZoneCommand)",
+}
+"""Device-side ``/json/1.3/`` methods → the source that shows each one. They take the
+Device API token (``Authorization: Token``); every other method takes the server token
+in the body's ``auth``, and a token used outside its scope is refused. The relay serves
+all of them."""
 
 RELAY_METHODS = ("postEvent", "setTags", "registerUser", "registerDevice")
-"""Device API methods the ``pushwoosh.relay`` source forwards and records."""
+"""Device API methods whose accepted calls the ``pushwoosh.relay`` source records."""
 
 
 class TagType(IntEnum):
@@ -98,6 +126,10 @@ PLATFORM_IDS.update({"macos": 7, "mac os x": 7, "web": 11, "huawei android": 17}
 
 BATCH_EVENTS_MAX = 100
 """Events per request on the batch events path."""
+
+BULK_SET_TAGS_MIN = 50
+"""bulkSetTags wants at least 50 devices; fewer go one by one through setTags
+(https://help.pushwoosh.com/hc/en-us/articles/36360128237213)."""
 
 SET_TAGS_MAX = 50
 """Tags per setTags call that Pushwoosh asks clients not to exceed."""

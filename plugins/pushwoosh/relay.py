@@ -1,18 +1,23 @@
 """``pushwoosh.relay``: a Pushwoosh-compatible endpoint that forwards and records.
 
-Backends and SDKs point their Pushwoosh host at ``/ingest/<connector>`` and keep calling
-``/json/1.3/postEvent``, ``setTags``, ``registerUser`` and ``registerDevice`` as before.
-Each call is checked (the caller's own Pushwoosh token and application, compared in
-constant time), forwarded to Pushwoosh unchanged, and Pushwoosh's answer is returned.
-What Pushwoosh accepted also becomes records, committed to the queue before the caller
-gets the answer:
+SDKs and backends (Pushwoosh's Web SDK, pypushwoosh, mobile SDKs with a custom host)
+point their Pushwoosh host at ``/ingest/<connector>`` and keep calling
+``/json/1.3/<method>``. Every Device API method they call is served (see
+`connectord.plugins.pushwoosh.device_api`), forwarded to Pushwoosh byte for byte (body,
+content type and encoding as they came) and answered with Pushwoosh's answer, with CORS
+headers so the Web SDK works from any site. What Pushwoosh accepted of these methods
+also becomes records, committed to the queue before the caller gets the answer:
 
 - ``postEvent`` → ``track`` (event name, attributes as properties), carrying the user's
   currently known tags in ``context.traits``;
 - ``setTags``, ``registerUser``, ``registerDevice`` → ``identify`` with the user's tags.
 
-Tag values are kept per user in the connector's state, so every record is complete on
-its own and downstream mappings stay pure.
+Authentication is Pushwoosh's: a token in ``Authorization: Token`` must be one the relay
+knows, checked before the body is read; a call without one (what the SDKs send when no
+token is configured) is forwarded and Pushwoosh decides, after the relay spent at most
+``max_unauthenticated_bytes`` on it. A recorded method is refused with 503 *before* it
+is forwarded when the queue has no room, so a retrying caller is never counted twice.
+Tag values are kept per user in the connector's state, so every record is complete.
 """
 
 from __future__ import annotations
@@ -33,12 +38,13 @@ from connectord import (
     Route,
     Secret,
 )
-from connectord.ingest import json_response, parse_json, read_body, secrets_match
+from connectord.ingest import json_response, parse_json, secrets_match
 from connectord.records import iso, parse_time
 
 from .client import ArgumentError, PushwooshClient, validate_application
 from .const import (
     DEFAULT_BASE_URL,
+    DEVICE_API_METHODS,
     LEGACY_PATH,
     PLATFORMS,
     RELAY_METHODS,
@@ -46,9 +52,12 @@ from .const import (
     STATUS_OK,
     VENDOR,
 )
+from .device_api import cors_headers, preflight, read_call
 
 TAGS_KEY = "tags:"
 DEVICE_KEY = "device:"
+FORWARDED_HEADERS = ("Authorization", "User-Agent", "Content-Type", "Content-Encoding")
+"""Request headers passed to Pushwoosh as they came: the body is forwarded undecoded."""
 
 DEVICE_FIELDS_AS_TAGS = {
     "device_model": "Device Model",
@@ -70,8 +79,9 @@ class PushwooshRelay(PushSource):
         )
         device_token: Secret | None = Field(
             None,
-            description="Device API token callers present (`Authorization: Token ...`); "
-            "forwarded to Pushwoosh as it came.",
+            description="Device API token callers may present (`Authorization: Token ...`); "
+            "forwarded to Pushwoosh as it came. Calls without a token are forwarded too, "
+            "and Pushwoosh decides.",
         )
         api_token: Secret | None = Field(
             None,
@@ -89,7 +99,19 @@ class PushwooshRelay(PushSource):
             1024 * 1024,
             ge=1024,
             le=16 * 1024 * 1024,
-            description="Largest request body, before decompression.",
+            description="Largest request body of a call with a known token, before decompression.",
+        )
+        max_unauthenticated_bytes: int = Field(
+            64 * 1024,
+            ge=1024,
+            le=1024 * 1024,
+            description="Largest body of a call without `Authorization: Token`, on the wire "
+            "and after decompression (SDK calls weigh well under 4 KB).",
+        )
+        cors_origins: list[str] = Field(
+            ["*"],
+            description="Origins of the web pages whose Web SDK may call the relay; `*` "
+            "allows any page.",
         )
 
         @model_validator(mode="after")
@@ -104,6 +126,7 @@ class PushwooshRelay(PushSource):
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
         self.max_body_bytes = options.max_body_bytes
+        self.origins = tuple(options.cors_origins)
         self.tokens = [
             token.get_secret_value()
             for token in (options.device_token, options.api_token)
@@ -118,7 +141,8 @@ class PushwooshRelay(PushSource):
             ),
             base_url=str(options.base_url),
         )
-        self._state_lock = asyncio.Lock()
+        self.recorder = RelayRecorder(context.state, options)
+        self._reserved = 0  # queue places promised to calls being forwarded right now
 
     async def check(self) -> str:
         """The token callers must present works for this application."""
@@ -135,10 +159,12 @@ class PushwooshRelay(PushSource):
         return f"token accepted for application {app}"
 
     def routes(self) -> list[Route]:
-        return [
-            Route("POST", f"{LEGACY_PATH.strip('/')}/{method}", self._handler(method))
-            for method in RELAY_METHODS
-        ]
+        routes = []
+        for method in DEVICE_API_METHODS:
+            path = f"{LEGACY_PATH.strip('/')}/{method}"
+            routes.append(Route("POST", path, self._handler(method)))
+            routes.append(Route("OPTIONS", path, self._preflight))
+        return routes
 
     def _handler(self, method: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -146,30 +172,94 @@ class PushwooshRelay(PushSource):
 
         return handle
 
+    async def _preflight(self, request: web.Request) -> web.StreamResponse:
+        return preflight(request, self.origins)
+
     def error_response(self, error: IngestError) -> web.StreamResponse:
-        """Errors in Pushwoosh's envelope; a caller's bad request is an argument error."""
+        """Errors in Pushwoosh's envelope; a caller's bad request is an argument error.
+        CORS headers ride along so a browser lets the Web SDK read the refusal."""
         code = STATUS_ARGUMENT_ERROR if error.status == 400 else error.status
-        return json_response(
+        response = json_response(
             {"status_code": code, "status_message": error.message, "response": None},
             status=error.status,
             retry_after=error.retry_after,
         )
+        response.headers.update(getattr(error, "cors", None) or {})
+        return response
 
     # --- one call -------------------------------------------------------------------------
 
     async def relay(self, method: str, request: web.Request) -> web.StreamResponse:
-        header_token = _token_header(request)
-        if header_token is not None and not secrets_match(header_token, self.tokens):
-            raise _unauthorized()
-        body = await read_body(
-            request, max_bytes=self.max_body_bytes, max_decompressed=self.max_decompressed_bytes
+        cors = cors_headers(request, self.origins)
+        try:
+            return await self._relay(method, request, cors)
+        except IngestError as err:
+            err.cors = cors  # type: ignore[attr-defined]  # read by error_response
+            raise
+
+    async def _relay(
+        self, method: str, request: web.Request, cors: dict[str, str]
+    ) -> web.StreamResponse:
+        known_token = self._header_token_known(request)
+        limit = self.max_body_bytes if known_token else self.options.max_unauthenticated_bytes
+        raw, body = await read_call(
+            request,
+            limit=min(limit, self.max_body_bytes),
+            decoded_limit=self.max_decompressed_bytes if known_token else limit,
+            trusted=known_token,
         )
+        fields = self._fields(body, known_token)
+        recorded = method in RELAY_METHODS
+        if recorded:
+            validate_call(method, fields)
+        self._reserve(recorded)
+        try:
+            answer = await self._forward(method, request, raw)
+            if recorded:
+                await self._record(method, fields, answer, request)
+        finally:
+            self._reserved -= int(recorded)
+        headers = {
+            **cors,
+            "Content-Type": answer.headers.get("Content-Type", "application/json"),
+        }
+        if answer.headers.get("Retry-After"):
+            headers["Retry-After"] = answer.headers["Retry-After"]
+        return web.Response(body=answer.body, status=answer.status, headers=headers)
+
+    async def _record(
+        self, method: str, fields: dict[str, Any], answer: Any, request: web.Request
+    ) -> None:
+        """Commit the records of a call Pushwoosh accepted; its refusals record nothing."""
+        envelope = answer.payload if isinstance(answer.payload, dict) else {}
+        if answer.status >= 400 or envelope.get("status_code") != STATUS_OK:
+            return
+        response = envelope.get("response")
+        records = await self.recorder.records_for(method, fields, response, request)
+        try:
+            await self.ingest(records)
+        except IngestError:
+            self.log.warning("pushwoosh.relay.not_recorded", method=method)
+            raise
+
+    def _header_token_known(self, request: web.Request) -> bool:
+        """Whether the call carries a token the relay knows; an unknown one is a 401
+        before anything else is spent on the call."""
+        header_token = _token_header(request)
+        if header_token is None:
+            return False
+        if not secrets_match(header_token, self.tokens):
+            raise _unauthorized()
+        return True
+
+    def _fields(self, body: bytes, known_token: bool) -> dict[str, Any]:
+        """``request`` of a call for this application, with a known ``auth`` if any."""
         payload = parse_json(body)
         fields = payload.get("request") if isinstance(payload, dict) else None
         if not isinstance(fields, dict):
             raise IngestError(400, "invalid_request", 'the body must be {"request": {...}}')
-        if header_token is None:
-            auth = fields.get("auth")
+        if not known_token and "auth" in fields:
+            auth = fields["auth"]
             if not isinstance(auth, str) or not secrets_match(auth, self.tokens):
                 raise _unauthorized()
         if fields.get("application") != self.options.application:
@@ -179,31 +269,27 @@ class PushwooshRelay(PushSource):
                 "Token restrictions forbid this operation: this endpoint serves application "
                 f"{self.options.application}",
             )
-        validate_call(method, fields)
-        answer = await self._forward(method, request, body)
-        envelope = answer.payload if isinstance(answer.payload, dict) else {}
-        if answer.status < 400 and envelope.get("status_code") == STATUS_OK:
-            records = await self.records_for(method, fields, envelope.get("response"), request)
-            try:
-                await self.ingest(records)
-            except IngestError:
-                self.log.warning("pushwoosh.relay.not_recorded", method=method)
-                raise
-        headers = {}
-        if answer.headers.get("Retry-After"):
-            headers["Retry-After"] = answer.headers["Retry-After"]
-        return web.Response(
-            body=answer.body,
-            status=answer.status,
-            headers=headers,
-            content_type=answer.headers.get("Content-Type", "application/json").split(";")[0],
-        )
+        return fields
+
+    def _reserve(self, recorded: bool) -> None:
+        """Take a queue place for a call that will be recorded, before it is forwarded:
+        with no room, nothing reaches Pushwoosh and the caller retries later."""
+        if not recorded:
+            return
+        room = self.context.queue_room
+        if room is not None and room() - self._reserved < 1:
+            raise IngestError(
+                503,
+                "queue_full",
+                "the relay's queue is full; nothing was sent to Pushwoosh, retry later",
+                retry_after=30,
+            )
+        self._reserved += 1
 
     async def _forward(self, method: str, request: web.Request, body: bytes) -> Any:
-        headers = {}
-        for name in ("Authorization", "User-Agent"):
-            if request.headers.get(name):
-                headers[name] = request.headers[name]
+        headers = {
+            name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
+        }
         try:
             return await self.client.forward(method, body, headers)
         except RetryableError as err:
@@ -215,7 +301,15 @@ class PushwooshRelay(PushSource):
                 retry_after=5,
             ) from err
 
-    # --- records ----------------------------------------------------------------------
+
+class RelayRecorder:
+    """Turns accepted calls into records, keeping each user's tags and each device's
+    user and platform in the connector's state, so every record is complete on its own."""
+
+    def __init__(self, state: Any, options: Any) -> None:
+        self.state = state
+        self.options = options
+        self._lock = asyncio.Lock()
 
     async def records_for(
         self, method: str, fields: dict[str, Any], response: Any, request: web.Request
@@ -225,7 +319,7 @@ class PushwooshRelay(PushSource):
         user_id = _text(fields.get("userId"))
         if method == "registerUser" and user_id is None:
             user_id = hwid  # Pushwoosh uses the hwid when no user id is given
-        async with self._state_lock:  # read-modify-write of the user's tags
+        async with self._lock:  # read-modify-write of the user's tags
             device = await self._device(hwid, fields, user_id)
             subject = user_id or device.get("userId") or (f"hwid:{hwid}" if hwid else None)
             if subject is None:
@@ -257,7 +351,7 @@ class PushwooshRelay(PushSource):
         if hwid is None:
             return {}
         key = f"{DEVICE_KEY}{hwid}"
-        device = dict(await self.context.state.get(key) or {})
+        device = dict(await self.state.get(key) or {})
         changed = False
         if user_id and device.get("userId") != user_id:
             device["userId"] = user_id
@@ -267,13 +361,13 @@ class PushwooshRelay(PushSource):
             changed |= device.get("platform_id") != platform
             device["platform_id"] = platform
         if changed:
-            await self.context.state.set(key, device)
+            await self.state.set(key, device)
         return device
 
     async def _update_tags(
         self, method: str, subject: str, hwid: str | None, fields: dict[str, Any]
     ) -> dict[str, Any]:
-        state = self.context.state
+        state = self.state
         key = f"{TAGS_KEY}{subject}"
         loose_key = f"{TAGS_KEY}hwid:{hwid}" if hwid and not subject.startswith("hwid:") else None
         found = await state.get_many([key] + ([loose_key] if loose_key else []))

@@ -1,8 +1,11 @@
 """Pull sources: the push tracking log and message statistics.
 
 - ``pushwoosh.tracking_log``: one UTC day at a time, ``getTrackingLog`` → ``getResults``
-  (polled until ready) → a ZIP of ``;``-separated CSV; lines become ``track`` records
-  (``Push Sent``, ``Push Delivered``, ``Push Opened``). The checkpoint is the last
+  (polled until ready) → a ZIP of quoted ``;``-separated CSV with eight columns
+  (`tracking`); lines become device-keyed ``track`` records (``Push Sent``, ``Push
+  Delivered``, ``Push Opened``). Pushwoosh's older docs mark getTrackingLog deprecated
+  in favour of the Custom-plan ``getMessageLog``; its current developer docs still
+  document it (see docs/integrations/pushwoosh.md). The checkpoint is the last
   complete day delivered; a run that fails mid-day starts that day again, and stable
   message ids keep re-read lines from doubling.
 - ``pushwoosh.message_stats``: ``messages:list`` with per-platform metrics, day by day,
@@ -21,12 +24,12 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, AnyHttpUrl, Field
 
-from connectord import Batch, Options, PullSource, Record, Secret
+from connectord import AuthError, Batch, Options, PermanentError, PullSource, Record, Secret
 from connectord.backoff import Backoff
 from connectord.http import call_with_retries
 from connectord.records import iso, parse_time, stable_message_id
 
-from .client import PushwooshClient, iter_tracking_rows, validate_application
+from .client import PushwooshClient, validate_application
 from .const import (
     DEFAULT_BASE_URL,
     PLATFORM_IDS,
@@ -34,6 +37,7 @@ from .const import (
     STATS_PAGE_SIZE_MAX,
     TRACKING_LOG_DAYS,
 )
+from .tracking import iter_tracking_rows, parse_payload
 
 T = TypeVar("T")
 
@@ -82,8 +86,15 @@ class _PushwooshPull(PullSource):
         self.backoff = Backoff(min(1.0, options.poll_interval), 60.0)
 
     async def check(self) -> str:
-        await self.client.list_filters()
-        return f"server token accepted for application {self.options.application}"
+        """The server token (the only one a pull source uses) against the server API."""
+        app = self.options.application
+        try:
+            await self.client.list_filters()
+        except (AuthError, PermanentError) as err:
+            raise AuthError(
+                f"api_token rejected by the server API (listFilters) for {app}: {err}"
+            ) from err
+        return f"api_token accepted by the server API (listFilters) for {app}"
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         def on_retry(attempt: int, error: Exception, delay: float) -> None:
@@ -167,25 +178,39 @@ class PushwooshTrackingLog(_PushwooshPull):
                 rows.close()
 
     def record(self, row: dict[str, str], day: date) -> Record | None:
-        """A tracking-log line as a track record; ``None`` for statuses not mapped."""
+        """A tracking-log line as a track record; ``None`` for statuses not mapped.
+
+        The log names devices, not users: ``target_id`` is the device identifier the push
+        was addressed to (a hwid or a push token) and ``hwid`` the device's hardware id.
+        So the record is keyed by device (``anonymousId`` and ``context.device``) and has
+        no ``userId``: a device id is never passed off as a user id.
+        """
         status = (row.get("status") or "").strip().lower()
         event = self.options.events.get(status)
         if not event:
             return None
         hwid = row.get("hwid") or None
-        target = row.get("target_id") or row.get("user_id") or None
+        target = row.get("target_id") or None
         tracking_code = row.get("tracking_code") or None
+        app_code = row.get("appcode") or None
         moment = _log_time(row.get("timestamp"))
         campaign = _first(row, _CAMPAIGN_COLUMNS)
         message_code = _first(row, _MESSAGE_COLUMNS)
         platform_id = _platform_id(_first(row, _PLATFORM_COLUMNS))
-        pushwoosh: dict[str, Any] = {"application": self.options.application}
-        context: dict[str, Any] = {"pushwoosh": pushwoosh}
         properties: dict[str, Any] = {
-            k: v for k, v in row.items() if v not in (None, "") and k != "timestamp"
+            k: v
+            for k, v in row.items()
+            if v not in (None, "") and k not in ("timestamp", "appcode", "payload")
         }
+        if app_code:
+            properties["app_code"] = app_code
+        payload = parse_payload(row.get("payload"))
+        if payload is not None:
+            properties["payload"] = payload
+        pushwoosh: dict[str, Any] = {"application": app_code or self.options.application}
         for key, value in (
             ("hwid", hwid),
+            ("target_id", target),
             ("tracking_code", tracking_code),
             ("campaign_id", campaign),
             ("message_code", message_code),
@@ -198,13 +223,13 @@ class PushwooshTrackingLog(_PushwooshPull):
         if platform_id is not None:
             properties["platform_id"] = platform_id
             properties["platform"] = PLATFORMS.get(platform_id, str(platform_id))
-        if hwid:
-            context["device"] = {"id": hwid}
-            if platform_id in PLATFORMS:
-                context["device"]["type"] = PLATFORMS[platform_id].lower()
-        record: Record = {
+        context: dict[str, Any] = {"pushwoosh": pushwoosh, "device": _device(hwid, target)}
+        if platform_id in PLATFORMS:
+            context["device"]["type"] = PLATFORMS[platform_id].lower()
+        return {
             "type": "track",
             "event": event,
+            "anonymousId": hwid or target or tracking_code or "pushwoosh",
             "properties": properties,
             "context": context,
             "timestamp": iso(moment or datetime.combine(day, datetime.min.time(), UTC)),
@@ -218,11 +243,6 @@ class PushwooshTrackingLog(_PushwooshPull):
                 status,
             ),
         }
-        if target:
-            record["userId"] = target
-        else:
-            record["anonymousId"] = hwid or tracking_code or "pushwoosh"
-        return record
 
 
 class PushwooshMessageStats(_PushwooshPull):
@@ -315,6 +335,17 @@ def _take(rows: Iterator[dict[str, str]], size: int) -> list[dict[str, str]]:
         if len(out) >= size:
             break
     return out
+
+
+def _device(hwid: str | None, target: str | None) -> dict[str, Any]:
+    """``context.device``: the hwid as ``id``; a ``target_id`` that is not the hwid is the
+    push token the message was addressed to."""
+    device: dict[str, Any] = {}
+    if hwid:
+        device["id"] = hwid
+    if target and target != hwid:
+        device["token"] = target
+    return device
 
 
 def _first(row: dict[str, str], names: tuple[str, ...]) -> str | None:

@@ -56,9 +56,14 @@ def chromium_path() -> str:
     pytest.fail("Debian's chromium package is required for the browser tests (.ci/run installs it)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A headless Chromium (the system's binary) driven by Playwright."""
+    """A headless Chromium (the system's binary) driven by Playwright's sync API.
+
+    Module-scoped on purpose: while the sync API is open it leaves its event loop marked
+    running in this thread, so asyncio tests cannot run beside it. Keep browser tests in
+    modules of their own (sync tests), and the browser closes when the module ends.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -5,10 +5,13 @@ Faithful to the contract in CleverTap's API docs as far as they are known:
 - auth: ``X-CleverTap-Account-Id`` and ``X-CleverTap-Passcode`` on every call, 401
   ``{"status":"fail","error":"Invalid Credentials","code":401}`` otherwise;
 - ``/1/events.json`` and ``/1/profiles.json``: POST a query (``event_name``, ``from``,
-  ``to``; flags ``app``, ``events``, ``profile`` and ``batch_size`` clamped to 5000) for a
-  cursor, then GET (or POST) ``?cursor=`` pages with ``next_cursor`` until a page comes
-  without one. Cursors are opaque, URL-safe, tied to the account and expire; an unknown
-  or expired cursor answers 400 ``Invalid cursor``. Optional quirks: a query still in
+  ``to``, all three required as on developer.clevertap.com/docs/get-events-api: a query
+  without ``event_name`` answers 400 ``{"status":"fail","error":"event_name is
+  required","code":400}``; flags ``app``, ``events``, ``profile`` and ``batch_size``
+  clamped to 5000) for a cursor, then GET (or POST) ``?cursor=`` pages with
+  ``next_cursor`` until a page comes without one. Cursors are opaque, URL-safe, tied
+  to the account and expire; an unknown or expired cursor answers 400 ``Invalid
+  cursor``. Optional quirks: a query still in
   progress (``code: 2``), ``status: partial`` pages carrying ``cursor``, and a trailing
   empty ``{"status":"success"}`` page;
 - ``/1/counts/events.json``: ``{"status":"partial","req_id":N}``, polled with GET or POST
@@ -178,7 +181,6 @@ class Dataset:
         *,
         app: bool = False,
         profile: bool = True,
-        with_name: bool = False,
     ) -> dict[str, Any]:
         """Event ``i`` (0-based, in time order) of ``event`` on ``day``, as the API returns it."""
         index = self.day_index(day)
@@ -201,8 +203,6 @@ class Dataset:
             record["items"] = [
                 {"Items|product": f"P{(i * 13) % 500:03d}", "Items|price": 10 + i % 90}
             ]
-        if with_name:
-            record["eventName"] = event
         return record
 
     def event_props(self, index: int, day: date, e: int, i: int) -> dict[str, Any]:
@@ -289,7 +289,6 @@ class Cursor:
     offset: int
     batch: int
     flags: dict[str, bool]
-    with_name: bool
     created: float
     pending: int = 0
     users: list[int] = field(default_factory=list)
@@ -414,11 +413,10 @@ class CleverTapEmulator(VendorEmulator):
         if isinstance(days, web.Response):
             return days
         name = body.get("event_name")
-        if name is not None and not isinstance(name, str):
-            return fail("event_name must be a string", 400)
-        names = [name] if name else list(EVENT_NAMES)
-        segments = [Segment(d, n, self.data.count(d, n)) for d in days for n in names]
-        return self._new_cursor(request, "events", segments, with_name=not name)
+        if not isinstance(name, str) or not name:
+            return fail("event_name is required", 400)
+        segments = [Segment(d, name, self.data.count(d, name)) for d in days]
+        return self._new_cursor(request, "events", segments)
 
     async def profiles(self, request: web.Request) -> web.Response:
         if "cursor" in request.query:
@@ -433,8 +431,7 @@ class CleverTapEmulator(VendorEmulator):
         if not isinstance(name, str) or not name:
             return fail("event_name is required", 400)
         users = self.data.users_with(name, days) if name in EVENT_NAMES else []
-        cursor = self._new_cursor(request, "profiles", [], with_name=False, users=users)
-        return cursor
+        return self._new_cursor(request, "profiles", [], users=users)
 
     def _new_cursor(
         self,
@@ -442,7 +439,6 @@ class CleverTapEmulator(VendorEmulator):
         kind: str,
         segments: list[Segment],
         *,
-        with_name: bool,
         users: list[int] | None = None,
     ) -> web.Response:
         try:
@@ -464,7 +460,6 @@ class CleverTapEmulator(VendorEmulator):
                 offset=0,
                 batch=min(batch, MAX_BATCH),
                 flags=flags,
-                with_name=with_name,
                 created=time.time(),
                 pending=self.in_progress,
                 users=users or [],
@@ -526,7 +521,7 @@ class CleverTapEmulator(VendorEmulator):
             return None
         segment = cursor.segments[0]
         flags = tuple(sorted(cursor.flags.items()))
-        return (segment.day, segment.event, cursor.offset, cursor.batch, flags, cursor.with_name)
+        return (segment.day, segment.event, cursor.offset, cursor.batch, flags)
 
     def prerender(self, batch: int, **flags: bool) -> int:
         """Render every page of every one-day, one-event query with these flags now,
@@ -544,7 +539,6 @@ class CleverTapEmulator(VendorEmulator):
                         offset,
                         min(batch, MAX_BATCH),
                         flags,
-                        False,
                         time.time(),
                     )
                     records = self._event_slice(cursor)
@@ -587,7 +581,6 @@ class CleverTapEmulator(VendorEmulator):
                     i,
                     app=cursor.flags["app"],
                     profile=cursor.flags["profile"],
-                    with_name=cursor.with_name,
                 )
                 for i in range(skip, stop)
             )

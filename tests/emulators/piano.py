@@ -1,21 +1,27 @@
 """Piano Analytics emulator: the Collection API and the Data Query (Reporting v3) API.
 
 Collection (``POST /<path>?s=<site>&idclient=<visitor>``, also the GET variant with
-``events=``): parses the body as JSON whatever the Content-Type, validates the envelope,
-event names, property keys (letters, digits, ``_``, starting with a letter, at most 40
-characters, no ``m_``/``visit_``) and values (strings up to 255 characters, numbers,
-booleans, arrays of at most 20 scalars), records every accepted event with the request's
-visitor id and headers, and answers 204 with no body. Piano documents no error answer;
-a malformed request gets 400 with a text explanation here.
+``events=``), as developers.atinternet-solutions.com/piano-analytics/data-collection/
+how-to-send-events/collection-api describes it: parses the body as JSON whatever the
+Content-Type, requires a numeric ``s`` and ``{"events": [...]}`` (an array, even for one
+event) of ``{"name", "data"}`` objects, records every accepted event with the request's
+visitor id and headers, and answers 204 with no body. Piano documents no error answer,
+so only a malformed envelope gets a 400 (text) here. Property keys and values are
+accepted as ``piano-analytics-js`` sends them (keys with capitals and spaces, arrays of
+objects such as ``ch_ua``); where they break a documented data-model limit (key over 40
+characters, string over 255, array over 20 items: support.piano.io article
+4465980791314) the event is still taken and the breach is listed in
+`PianoEmulator.limit_breaches`, which tests of our sender expect to stay empty.
 
 Data Query (``POST /v3/data/<method>`` with a JSON body, or ``GET`` with
 ``?param=<JSON>``): ``x-api-key: <access>_<secret>`` auth (401 unknown key, 403 a site
-the key may not read), at most 5 concurrent calls per access key (429
-``QuotasExceeded_TooManyRequests``), parameter validation (columns ≤ 50, ``max-results``
-≤ 10000, 200000 rows through ``page-num``, no paging on getRowCount/getTotal), saved
-segments by ``segmentKey`` with include/exclude, ``ignore_null_properties``, sort and
-1-based paging. Errors are ``{"ErrorMessage", "ErrorType"}``. Tests change segment
-membership between runs with `set_segment`.
+the key may not read), at most 5 concurrent calls per user (access key) and 20 per
+organisation (429 ``QuotasExceeded_TooManyRequests``; developers.atinternet-solutions.com/
+piano-analytics/data-api/technical-information/terms-conditions), parameter validation
+(columns ≤ 50, ``max-results`` ≤ 10000, 200000 rows through ``page-num``, no paging on
+getRowCount/getTotal), saved segments by ``segmentKey`` with include/exclude,
+``ignore_null_properties``, sort and 1-based paging. Errors are ``{"ErrorMessage",
+"ErrorType"}``. Tests change segment membership between runs with `set_segment`.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from aiohttp import web
 from connectord.testing import VendorEmulator
 from connectord.testing.emulator import json_response
 
-PROPERTY_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED_PREFIXES = ("m_", "visit_")
+MAX_KEY_LENGTH = 40
+MAX_STRING = 255
+MAX_ARRAY = 20
 SCOPES = {
     "visitor_id",
     "user_id",
@@ -63,6 +70,9 @@ MAX_COLUMNS = 50
 MAX_RESULTS = 10_000
 MAX_ROWS = 200_000
 MAX_CONCURRENT = 5
+"""Concurrent Data API calls per user."""
+MAX_CONCURRENT_ORG = 20
+"""Concurrent Data API calls per organisation (every key of this emulator)."""
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")
 
 
@@ -109,6 +119,7 @@ class PianoEmulator(VendorEmulator):
         self.collect_path = collect_path
         self.latency = latency
         self.collected: list[CollectedEvent] = []
+        self.limit_breaches: list[str] = []
         self.collect_requests = 0
         self.visitors: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, Segment] = {}
@@ -168,6 +179,8 @@ class PianoEmulator(VendorEmulator):
         except ValueError as err:
             return web.Response(status=400, text=str(err))
         self.collect_requests += 1
+        for event in events:
+            self.limit_breaches.extend(limit_breaches(event))
         headers = dict(request.headers)
         self.collected.extend(
             CollectedEvent(int(site), idclient, e["name"], e.get("data") or {}, headers)
@@ -203,13 +216,10 @@ class PianoEmulator(VendorEmulator):
         if key not in self.api_keys:
             return DataApiError(401, "Unauthorized", "invalid or missing API key").response()
         access = key.split("_", 1)[0]
-        if self.in_flight.get(access, 0) >= MAX_CONCURRENT:
+        refusal = self.quota_refusal(access)
+        if refusal:
             self.quota_refusals += 1
-            return DataApiError(
-                429,
-                "QuotasExceeded_TooManyRequests",
-                f"more than {MAX_CONCURRENT} concurrent calls for this user",
-            ).response()
+            return DataApiError(429, "QuotasExceeded_TooManyRequests", refusal).response()
         self.in_flight[access] = self.in_flight.get(access, 0) + 1
         self.max_in_flight = max(self.max_in_flight, sum(self.in_flight.values()))
         try:
@@ -222,6 +232,14 @@ class PianoEmulator(VendorEmulator):
             return err.response()
         finally:
             self.in_flight[access] -= 1
+
+    def quota_refusal(self, access: str) -> str | None:
+        """Why a new call is over Piano's quotas (5 per user, 20 per organisation)."""
+        if self.in_flight.get(access, 0) >= MAX_CONCURRENT:
+            return f"more than {MAX_CONCURRENT} concurrent calls for this user"
+        if sum(self.in_flight.values()) >= MAX_CONCURRENT_ORG:
+            return f"more than {MAX_CONCURRENT_ORG} concurrent calls for this organisation"
+        return None
 
     @staticmethod
     async def _data_body(request: web.Request) -> dict[str, Any]:
@@ -371,6 +389,7 @@ def _loads(data: bytes, what: str) -> Any:
 
 
 def check_event(event: Any) -> None:
+    """The envelope Piano documents: a named event whose ``data`` is an object."""
     if not isinstance(event, dict):
         raise ValueError("each event must be an object")
     name = event.get("name")
@@ -379,31 +398,23 @@ def check_event(event: Any) -> None:
     data = event.get("data", {})
     if not isinstance(data, dict):
         raise ValueError(f"event {name}: data must be an object")
-    for key, value in data.items():
-        check_property(name, key, value)
 
 
-def check_property(event: str, key: str, value: Any) -> None:
-    if not PROPERTY_KEY.match(key) or len(key) > 40:
-        raise ValueError(f"event {event}: invalid property key {key!r}")
-    if key.startswith(RESERVED_PREFIXES):
-        raise ValueError(f"event {event}: property {key!r} uses a reserved prefix")
-    if isinstance(value, list):
-        if len(value) > 20:
-            raise ValueError(f"event {event}: property {key!r} has more than 20 items")
-        for item in value:
-            check_scalar(event, key, item)
-    else:
-        check_scalar(event, key, value)
-
-
-def check_scalar(event: str, key: str, value: Any) -> None:
-    if isinstance(value, str) and len(value) > 255:
-        raise ValueError(f"event {event}: property {key!r} is longer than 255 characters")
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise ValueError(f"event {event}: property {key!r} has an unsupported value type")
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
-        raise ValueError(f"event {event}: property {key!r} is outside int64")
+def limit_breaches(event: dict[str, Any]) -> list[str]:
+    """The documented data-model limits this event's properties break."""
+    name = event["name"]
+    found = []
+    for key, value in (event.get("data") or {}).items():
+        if len(key) > MAX_KEY_LENGTH:
+            found.append(f"event {name}: key {key!r} is longer than {MAX_KEY_LENGTH}")
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > MAX_ARRAY:
+            found.append(f"event {name}: {key!r} has more than {MAX_ARRAY} items")
+        if any(isinstance(v, str) and len(v) > MAX_STRING for v in values):
+            found.append(f"event {name}: {key!r} is longer than {MAX_STRING} characters")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            found.append(f"event {name}: {key!r} is outside int64")
+    return found
 
 
 def check_period(period: Any) -> None:

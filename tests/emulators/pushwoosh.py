@@ -7,6 +7,13 @@ Faithful to the contract in docs/integrations/pushwoosh.md:
   token type is a 401, an application the token is not granted is a 403
   ("Token restrictions forbid this operation"), both in the status envelope;
 - argument errors are HTTP 200 with ``status_code`` 210;
+- plans: with ``plan`` other than ``"custom"`` the Tags API (listTags/addTag/deleteTag,
+  "For Custom Plan subscriptions only") answers 403 "Token restrictions forbid this
+  operation" (the documented 403 shape; Pushwoosh does not document the plan refusal
+  itself); ``createFilter`` with ``application`` is refused (210) unless
+  ``high_speed_setup`` (the docs reserve that field to High-Speed Setup accounts);
+- ``bulkSetTags`` with fewer than 50 devices is refused (400 ``invalid request``,
+  the documented error body): Pushwoosh sets a minimum of 50;
 - tags have types; a value that does not fit its tag's type is an argument error;
   unknown tags on setTags are created with a type inferred from the JSON value;
 - ``bulkSetTags`` runs asynchronously: its status is ``Pending`` until polled
@@ -27,10 +34,7 @@ Usage::
 from __future__ import annotations
 
 import hashlib
-import io
-import re
 import uuid
-import zipfile
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -39,27 +43,26 @@ from aiohttp import web
 
 from connectord.testing import VendorEmulator
 from connectord.testing.emulator import json_response
+from tests.emulators.pushwoosh_segments import parse_segment
+from tests.emulators.pushwoosh_v2 import ArgumentError, AudienceStatsMixin
+from tests.emulators.pushwoosh_values import (  # noqa: F401  (tests import the type ids here)
+    BOOLEAN,
+    DATE,
+    DECIMAL,
+    INTEGER,
+    LIST,
+    STRING,
+    TYPE_NAMES,
+    VERSION,
+    check_value,
+    inferred_type,
+    tracking_zip,
+)
 
 DEVICE_API_METHODS = frozenset(
     {"registerDevice", "unregisterDevice", "setTags", "getTags", "registerUser", "postEvent"}
 )
-INTEGER, STRING, LIST, DATE, BOOLEAN, DECIMAL, VERSION = 1, 2, 3, 4, 5, 6, 7
-TYPE_NAMES = {
-    INTEGER: "Integer",
-    STRING: "String",
-    LIST: "List",
-    DATE: "Date",
-    BOOLEAN: "Boolean",
-    DECIMAL: "Decimal",
-    VERSION: "Version",
-}
-_DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?$")
-_VERSION_VALUE = re.compile(r"^\d{1,4}(\.\d{1,4}){0,3}$")
-TRACKING_HEADER = "timestamp;tracking_code;target_id;hwid;status;description"
-
-
-class ArgumentError(Exception):
-    """Answered as ``status_code`` 210."""
+PLAN_LIMITED = frozenset({"addTag", "deleteTag", "listTags"})
 
 
 class InternalError(Exception):
@@ -76,7 +79,7 @@ def code_for(*parts: Any) -> str:
     return f"{digest[:5]}-{digest[5:10]}"
 
 
-class PushwooshEmulator(VendorEmulator):
+class PushwooshEmulator(AudienceStatsMixin, VendorEmulator):
     """Emulates one Pushwoosh application and account."""
 
     def __init__(
@@ -87,12 +90,17 @@ class PushwooshEmulator(VendorEmulator):
         *,
         pending_polls: int = 1,
         require_known_events: bool = False,
+        plan: str = "custom",
+        high_speed_setup: bool = False,
     ) -> None:
         self.application = application
         self.api_token = api_token
         self.device_token = device_token
         self.pending_polls = pending_polls
         self.require_known_events = require_known_events
+        self.plan = plan
+        """``"custom"`` has the Tags API; any other plan is refused it (403)."""
+        self.high_speed_setup = high_speed_setup
         self.tag_types: dict[str, int] = {}
         self.user_tags: dict[str, dict[str, Any]] = {}
         self.device_tags: dict[str, dict[str, Any]] = {}
@@ -159,8 +167,10 @@ class PushwooshEmulator(VendorEmulator):
         hwid: str,
         status: str,
         description: str = "",
+        payload: dict[str, Any] | None = None,
     ) -> None:
-        """A push tracking-log line (status: created, sent, delivered, opened)."""
+        """A push tracking-log line (status: created, sent, delivered, failed, opened);
+        ``target_id`` is the device id the push was addressed to (hwid or push token)."""
         moment = timestamp.astimezone(UTC)
         self.tracking.setdefault(moment.date().isoformat(), []).append(
             {
@@ -170,6 +180,8 @@ class PushwooshEmulator(VendorEmulator):
                 "hwid": hwid,
                 "status": status,
                 "description": description,
+                "appCode": self.application,
+                "payload": orjson.dumps(payload).decode() if payload is not None else "",
             }
         )
 
@@ -230,6 +242,10 @@ class PushwooshEmulator(VendorEmulator):
         refused = self._authorize(method, request, fields)
         if refused is not None:
             return refused
+        if method in PLAN_LIMITED and self.plan != "custom":
+            return json_response(
+                envelope(403, "Token restrictions forbid this operation"), status=403
+            )
         try:
             response = handler(fields, request)
         except ArgumentError as err:
@@ -371,6 +387,8 @@ class PushwooshEmulator(VendorEmulator):
 
     def m_createFilter(self, fields: dict[str, Any], request: web.Request) -> dict:
         self._require(fields, "name", "filter_expression")
+        if "application" in fields and not self.high_speed_setup:
+            raise ArgumentError("application is available for High-Speed Setup accounts only")
         name = str(fields["name"])
         if name in self.filters:
             raise ArgumentError(f"Filter with name {name} already exists")
@@ -395,9 +413,8 @@ class PushwooshEmulator(VendorEmulator):
             raise ArgumentError("Filter not found")
 
     def m_getTrackingLog(self, fields: dict[str, Any], request: web.Request) -> dict:
-        self._require(fields, "date")
-        try:
-            day = date.fromisoformat(str(fields["date"]))
+        try:  # "date" is optional in the docs; without it, today
+            day = date.fromisoformat(str(fields.get("date") or datetime.now(UTC).date()))
         except ValueError:
             raise ArgumentError("date must be YYYY-MM-DD") from None
         today = datetime.now(UTC).date()
@@ -473,351 +490,3 @@ class PushwooshEmulator(VendorEmulator):
                 bucket[name] = [v for v in bucket.get(name) or [] if v not in value]
             else:
                 bucket[name] = value
-
-    # --- Audience API v2 --------------------------------------------------------------
-
-    async def bulk_set_tags(self, request: web.Request) -> web.Response:
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return json_response({"message": "invalid request"}, status=400)
-        if not isinstance(body, dict):
-            return json_response({"message": "invalid request"}, status=400)
-        if body.get("auth") != self.api_token:
-            return json_response({"message": "unauthorized"}, status=401)
-        if body.get("application") != self.application:
-            return json_response({"message": "forbidden"}, status=403)
-        devices = body.get("devices")
-        if not isinstance(devices, list) or not devices:
-            return json_response({"message": "invalid request"}, status=400)
-        for device in devices:
-            if not isinstance(device, dict) or not any(
-                device.get(k) for k in ("hwid", "user_id", "push_token")
-            ):
-                return json_response({"message": "invalid request"}, status=400)
-            if device.get("list_operator", "set") not in ("set", "append", "remove"):
-                return json_response({"message": "invalid request"}, status=400)
-            if not isinstance(device.get("tags"), dict):
-                return json_response({"message": "invalid request"}, status=400)
-        request_id = uuid.uuid4().hex
-        self.bulk_jobs[request_id] = {
-            "devices": devices,
-            "create_missing_tags": bool(body.get("create_missing_tags")),
-            "polls": 0,
-            "results": None,
-        }
-        return json_response({"request_id": request_id, "status": "Pending"})
-
-    async def bulk_status(self, request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        if header != f"Token {self.api_token}":
-            return json_response({"message": "unauthorized"}, status=401)
-        request_id = request.match_info["request_id"]
-        job = self.bulk_jobs.get(request_id)
-        if job is None:
-            return json_response({"message": "not found"}, status=404)
-        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
-            job["polls"] += 1
-            state = "Pending" if job["polls"] == 1 else "Processing"
-            return json_response({"request_id": request_id, "status": state, "progress": 0})
-        if job["results"] is None:
-            job["results"] = [
-                self._bulk_device(d, job["create_missing_tags"]) for d in job["devices"]
-            ]
-        answer: dict[str, Any] = {"request_id": request_id, "status": "Completed", "progress": 100}
-        if request.query.get("detailed", "false").lower() == "true":
-            answer["devices"] = job["results"]
-        return json_response(answer)
-
-    def _bulk_device(self, device: dict[str, Any], create_missing: bool) -> dict[str, Any]:
-        ids = {k: device[k] for k in ("hwid", "user_id", "push_token") if device.get(k)}
-        user_id = device.get("user_id")
-        hwid = device.get("hwid")
-        try:
-            bucket = self._tag_bucket(str(user_id) if user_id else None, hwid)
-            self._apply_tags(
-                bucket,
-                device["tags"],
-                operator=device.get("list_operator", "set"),
-                create_missing=create_missing,
-            )
-        except (ArgumentError, AssertionError) as err:
-            return {**ids, "status": "failed", "error": str(err) or "unknown device"}
-        return {**ids, "status": "ok"}
-
-    # --- statistics v2 ----------------------------------------------------------------
-
-    async def messages_list(self, request: web.Request) -> web.Response:
-        if request.headers.get("Authorization", "") != f"Token {self.api_token}":
-            return json_response({"message": "unauthorized"}, status=401)
-        try:
-            body = orjson.loads(await request.read())
-            query = body["request"]
-            page = int(query.get("page", 1))
-            per_page = int(query.get("per_page", 100))
-            filters = query.get("filters") or {}
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            return json_response({"message": "invalid request"}, status=400)
-        if not 1 <= per_page <= 1000 or page < 1:
-            return json_response({"message": "per_page must be 1..1000, page >= 1"}, status=400)
-        application = filters.get("application")
-        if application is not None and application != self.application:
-            return json_response({"message": "forbidden"}, status=403)
-        span = filters.get("date_range") or {}
-        low, high = span.get("date_from", "0000-00-00"), span.get("date_to", "9999-99-99")
-        matching = [m for m in self.messages if low <= m["send_date"][:10] <= high]
-        with_metrics = bool((query.get("params") or {}).get("with_metrics"))
-        items = []
-        for message in matching[(page - 1) * per_page : page * per_page]:
-            item = {k: v for k, v in message.items() if k != "push_info"}
-            item["push_info"] = {"details": message["push_info"]["details"]}
-            if with_metrics:
-                item["push_info"]["metrics"] = message["push_info"]["metrics"]
-            items.append(item)
-        return json_response({"total": len(matching), "items": items})
-
-    # --- batch events (server-integration service) ------------------------------------
-
-    async def batch_events(self, request: web.Request) -> web.Response:
-        if (
-            request.headers.get("Authorization", "") != f"Token {self.api_token}"
-            or request.headers.get("X-PW-Appcode") != self.application
-        ):
-            return json_response({"message": "unauthorized"}, status=401)
-
-        def failure(message: str) -> web.Response:
-            return json_response(
-                {"action": "post event", "status": "failure", "error": {"message": message}},
-                status=400,
-            )
-
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as err:
-            return failure(f"cannot decode body: {err}")
-        events = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(events, list) or not events:
-            return failure("events must be a non-empty array")
-        if len(events) > 100:
-            return failure("at most 100 events per request")
-        for event in events:
-            if not isinstance(event, dict) or not event.get("name") or not event.get("user_id"):
-                return failure("every event needs name and user_id")
-            if event.get("app_code") != self.application:
-                return failure("app_code does not match")
-            if self.require_known_events and event["name"] not in self.known_events:
-                return failure(f"event {event['name']} not found")
-        for event in events:
-            self.events.append(
-                {
-                    "event": event["name"],
-                    "userId": event["user_id"],
-                    "hwid": event.get("device_id"),
-                    "attributes": event.get("attributes") or {},
-                    "timestamp": event.get("timestamp"),
-                    "device_platform": event.get("device_platform"),
-                    "via": "batch",
-                }
-            )
-        return json_response({"status": "success"})
-
-    async def static(self, request: web.Request) -> web.Response:
-        data = self.files.get(request.match_info["name"])
-        if data is None:
-            return web.Response(status=404, text="not found")
-        return web.Response(body=data, content_type="application/zip")
-
-
-# --- tag values ---------------------------------------------------------------------------
-
-
-def inferred_type(value: Any) -> int:
-    """The type Pushwoosh gives a tag it creates on the fly from a JSON value."""
-    if isinstance(value, bool):
-        return BOOLEAN
-    if isinstance(value, int):
-        return INTEGER
-    if isinstance(value, float):
-        return DECIMAL
-    if isinstance(value, list):
-        return LIST
-    return STRING
-
-
-def check_value(name: str, kind: int, value: Any) -> None:
-    ok = {
-        INTEGER: isinstance(value, int) and not isinstance(value, bool),
-        STRING: isinstance(value, str),
-        LIST: isinstance(value, list) and all(isinstance(v, str) for v in value),
-        DATE: (isinstance(value, int) and not isinstance(value, bool))
-        or (isinstance(value, str) and bool(_DATE_VALUE.match(value))),
-        BOOLEAN: isinstance(value, bool),
-        DECIMAL: isinstance(value, (int, float)) and not isinstance(value, bool),
-        VERSION: isinstance(value, str) and bool(_VERSION_VALUE.match(value)),
-    }[kind]
-    if not ok:
-        raise ArgumentError(
-            f"Tag {name} has type {TYPE_NAMES[kind]}; value {orjson.dumps(value).decode()} "
-            "does not match"
-        )
-
-
-def tracking_zip(rows: list[dict[str, str]]) -> bytes:
-    """A tracking-log ZIP: one ``;``-separated CSV with the documented columns."""
-    lines = [TRACKING_HEADER]
-    columns = TRACKING_HEADER.split(";")
-    lines += [";".join(row.get(c, "") for c in columns) for row in rows]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("tracking_log.csv", "\n".join(lines) + "\n")
-    return buffer.getvalue()
-
-
-# --- segmentation language ------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
-      | (?P<number>-?\d+(?:\.\d+)?)
-      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<punct>[()\[\],*+\\])
-    )""",
-    re.VERBOSE,
-)
-
-
-def _tokens(text: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    position = 0
-    text = text.strip()
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            raise ValueError(f"unexpected input at {position}: {text[position : position + 10]!r}")
-        position = match.end()
-        kind = match.lastgroup
-        raw = match.group(kind)
-        if kind == "string" or kind == "number":
-            out.append(("value", orjson.loads(raw)))
-        else:
-            out.append((kind, raw))
-    return out
-
-
-class _Parser:
-    """expr := term (('+' | '\\') term)* ; term := factor ('*' factor)* ;
-    factor := T(tag, op, value) | A(app) | '(' expr ')'."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
-        self.position = 0
-
-    def peek(self) -> tuple[str, Any] | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def take(self, kind: str, raw: Any = None) -> Any:
-        token = self.peek()
-        if token is None or token[0] != kind or (raw is not None and token[1] != raw):
-            raise ValueError(f"expected {raw or kind} at token {self.position}, found {token}")
-        self.position += 1
-        return token[1]
-
-    def parse(self) -> Any:
-        expression = self.expr()
-        if self.peek() is not None:
-            raise ValueError(f"unexpected {self.peek()} after the expression")
-        return expression
-
-    def expr(self) -> Any:
-        left = self.term()
-        while (token := self.peek()) in (("punct", "+"), ("punct", "\\")):
-            assert token is not None
-            self.position += 1
-            right = self.term()
-            if token[1] == "+":
-                left = (lambda a, b: lambda tags: a(tags) or b(tags))(left, right)
-            else:
-                left = (lambda a, b: lambda tags: a(tags) and not b(tags))(left, right)
-        return left
-
-    def term(self) -> Any:
-        left = self.factor()
-        while self.peek() == ("punct", "*"):
-            self.position += 1
-            right = self.factor()
-            left = (lambda a, b: lambda tags: a(tags) and b(tags))(left, right)
-        return left
-
-    def factor(self) -> Any:
-        token = self.peek()
-        if token == ("punct", "("):
-            self.position += 1
-            inner = self.expr()
-            self.take("punct", ")")
-            return inner
-        name = self.take("name")
-        self.take("punct", "(")
-        if name == "A":
-            self.take("value")
-            self.take("punct", ")")
-            return lambda tags: True
-        if name != "T":
-            raise ValueError(f"unsupported condition {name}()")
-        tag = self.take("value")
-        self.take("punct", ",")
-        operator = self.take("name").lower()
-        self.take("punct", ",")
-        value = self.value()
-        self.take("punct", ")")
-        return condition(str(tag), operator, value)
-
-    def value(self) -> Any:
-        if self.peek() == ("punct", "["):
-            self.position += 1
-            items = []
-            while self.peek() != ("punct", "]"):
-                items.append(self.take("value"))
-                if self.peek() == ("punct", ","):
-                    self.position += 1
-            self.take("punct", "]")
-            return items
-        return self.take("value")
-
-
-def condition(tag: str, operator: str, value: Any) -> Any:
-    values = value if isinstance(value, list) else [value]
-
-    def matches(tags: dict[str, Any]) -> bool:
-        current = tags.get(tag)
-        if operator == "any":
-            return current not in (None, [], "")
-        if current is None:
-            return operator in ("noteq", "notin")
-        held = current if isinstance(current, list) else [current]
-        if operator in ("eq", "e"):
-            return any(v in held for v in values)
-        if operator == "noteq":
-            return not any(v in held for v in values)
-        if operator == "in":
-            return any(v in held for v in values)
-        if operator == "notin":
-            return not any(v in held for v in values)
-        try:
-            if operator == "gte":
-                return current >= values[0]
-            if operator == "lte":
-                return current <= values[0]
-            if operator == "between":
-                return values[0] <= current <= values[1]
-        except TypeError:
-            return False
-        raise ValueError(f"unsupported operator {operator}")
-
-    if operator not in ("any", "eq", "e", "noteq", "in", "notin", "gte", "lte", "between"):
-        raise ValueError(f"unsupported operator {operator}")
-    return matches
-
-
-def parse_segment(text: str) -> Any:
-    """Compile a segmentation-language expression to ``tags -> bool``."""
-    return _Parser(text).parse()

@@ -23,7 +23,7 @@ TABLES = {name: name.lower().replace(" ", "_") for name in EVENT_NAMES}
 
 
 def connectors(emulator: CleverTapEmulator, url: str, destination: str, **events) -> str:
-    events_source = source_options(emulator, url, **events)
+    events_source = source_options(emulator, url, **{"events": list(EVENT_NAMES), **events})
     profiles_source = source_options(emulator, url)
     return f"""
 [connectors.clevertap_daily]

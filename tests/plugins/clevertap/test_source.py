@@ -70,12 +70,64 @@ async def test_event_values_match_the_data_set(emulator, served):
     assert record["context"]["session_source"] == raw["session_props"]["session_source"]
 
 
-async def test_all_events_in_one_query_per_day(emulator, served):
-    records, _batches = await run_source(EventsSource, source_options(emulator, served.url))
-    assert by_event(records) == expected_by_event(emulator.data)
+async def test_every_query_names_its_event_as_get_events_requires(emulator, served):
+    """developer.clevertap.com/docs/get-events-api: ``event_name``, ``from`` and ``to``
+    are required; the records do not name their event, the query does."""
+    names = ["Charged", "App Launched"]
+    records, _ = await run_source(EventsSource, source_options(emulator, served.url, events=names))
+    assert by_event(records) == expected_by_event(emulator.data, names)
     bodies = [r.json() for r in emulator.requests_to("/1/events.json") if r.method == "POST"]
-    assert all("event_name" not in body for body in bodies)
-    assert len(bodies) == emulator.data.days
+    assert sorted({b["event_name"] for b in bodies}) == sorted(names)
+    assert len(bodies) == emulator.data.days * len(names)
+
+
+async def test_the_emulator_refuses_a_query_without_event_name(emulator, served):
+    from connectord.http import new_session
+
+    headers = {
+        "X-CleverTap-Account-Id": emulator.account_id,
+        "X-CleverTap-Passcode": emulator.passcode,
+        "Content-Type": "application/json",
+    }
+    async with (
+        new_session() as http,
+        http.post(
+            f"{served.url}/1/events.json?batch_size=10",
+            json={"from": 20240101, "to": 20240101},
+            headers=headers,
+        ) as response,
+    ):
+        assert response.status == 400
+        assert await response.json() == {
+            "status": "fail",
+            "error": "event_name is required",
+            "code": 400,
+        }
+
+
+def test_events_are_required_with_a_message_naming_file_key_expected_and_found(tmp_path):
+    from connectord.config import ConfigError, load_config
+    from connectord.registry import load_registry
+
+    config = tmp_path / "connectors.toml"
+    source = (
+        'type = "clevertap.events", account_id = "W9R-486-4W5Z", passcode = "p", region = "eu1"'
+    )
+    config.write_text(
+        "[connectors.no_events]\n"
+        f"source = {{ {source} }}\n"
+        'destination = { type = "warehouse", url = "sqlite:///w.db" }\n'
+        "[connectors.empty_events]\n"
+        f"source = {{ {source}, events = [] }}\n"
+        'destination = { type = "warehouse", url = "sqlite:///w.db" }\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(config, load_registry(), environ={})
+    text = str(err.value)
+    assert f"{config}:2: connectors.no_events.source.events: required option is missing" in text
+    assert "CleverTap requires `event_name`" in text and "found nothing" in text
+    assert f"{config}:5: connectors.empty_events.source.events: expected at least one" in text
+    assert "requires event_name and has no query for all events, found [] (array)" in text
 
 
 async def test_resume_from_a_mid_day_checkpoint_reads_the_rest_only(emulator, served):
@@ -202,7 +254,7 @@ async def test_wrong_passcode_is_an_auth_error(emulator, served):
 
 
 def test_options_are_validated(emulator):
-    base = source_options(emulator, "http://127.0.0.1:1")
+    base = source_options(emulator, "http://127.0.0.1:1", events=["Charged"])
     with pytest.raises(ValueError, match="account id"):
         EventsSource.Options.model_validate({**base, "account_id": "not an id"})
     with pytest.raises(ValueError, match="unknown region"):

@@ -42,7 +42,9 @@ async def test_track_arrives_with_idclient_name_properties_and_client_headers(
     assert event.data["src_medium"] == "push"
     assert event.data["device_type"] == "Mobile"
     assert event.data["user_id"] == "pw-user-1"
-    assert event.data["device_timestamp_utc"] == 1795428000000
+    assert event.data["device_timestamp_utc"] == 1795428000.0  # seconds, as the JS SDK
+    assert event.data["user_recognition"] is False
+    assert piano.limit_breaches == []
     assert event.data["visitor_privacy_mode"] == "optin"
     assert event.data["visitor_privacy_consent"] is True
     assert event.headers["User-Agent"] == "PushwooshSDK/6.0 (iPhone)"
@@ -86,26 +88,33 @@ async def test_page_and_screen_arrive_as_page_display(piano, collect_options):
 async def test_unsupported_types_and_invalid_keys_are_dead_lettered_with_reasons(
     piano, collect_options
 ):
+    long = "k" * 41
     records = [
         {"type": "identify", "userId": "u", "traits": {"plan": "pro"}},
-        track("u", **{"m_revenue": 3}),
+        track("u", **{long: 3}),
         track("u", event="kept"),
+        track("u", event="normalised only on request", **{"m_revenue": 3}),
     ]
     result = await deliver(PianoCollectDestination, collect_options, records)
     assert set(result.rejected) == {0, 1}
     assert "takes track, page and screen records, not 'identify'" in result.rejected[0]
-    assert "property 'm_revenue' starts with 'm_'" in result.rejected[1]
-    assert [e.name for e in piano.collected] == ["kept"]
+    assert "is longer than 40 characters" in result.rejected[1]
+    assert [e.name for e in piano.collected] == ["kept", "normalised only on request"]
+    normalising = {**collect_options, "keys": "normalise"}
+    result = await deliver(PianoCollectDestination, normalising, [records[3]])
+    assert "property 'm_revenue' starts with 'm_'" in result.rejected[0]
+    assert piano.limit_breaches == []
 
 
 async def test_drop_mode_sends_the_event_without_the_bad_key(piano, collect_options):
-    records = [track("u", **{"m_revenue": 3, "ok": 1})]
+    records = [track("u", **{"k" * 41: 3, "ok": 1})]
     result = await deliver(
         PianoCollectDestination, {**collect_options, "invalid_keys": "drop"}, records
     )
     assert result.rejected == {}
     (event,) = piano.collected
-    assert event.data["ok"] == 1 and "m_revenue" not in event.data
+    assert event.data == {**event.data, "ok": 1} and "k" * 41 not in event.data
+    assert piano.limit_breaches == []
 
 
 async def test_optout_mode_sends_anonymous_events(piano, collect_options):

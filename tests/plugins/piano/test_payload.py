@@ -15,8 +15,10 @@ from connectord.plugins.piano.payload import (
 )
 
 
-def outgoing(record, mode="optin", drop=False):
-    return to_outgoing(record, default_mode=mode, version="9.9", drop_invalid_keys=drop)
+def outgoing(record, mode="optin", drop=False, normalise=False):
+    return to_outgoing(
+        record, default_mode=mode, version="9.9", drop_invalid_keys=drop, normalise_keys=normalise
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,17 +110,43 @@ def test_track_becomes_a_named_event_with_sdk_properties():
     assert out.visitor_id == "visitor-9"
     assert out.user_agent == "Mozilla/5.0" and out.ip == "203.0.113.7"
     assert out.event["name"] == "pw_siteopened"
+    # As piano-analytics-js 6.17 sends them: keys as given, device time in epoch
+    # seconds (tests/contracts/piano/collect-piano-analytics-js-6.17.0.json).
     assert out.event["data"] == {
-        "src_medium": "push",
+        "Src Medium": "push",
         "pushwooshid": "u-1",
         "event_collection_platform": "connectord",
         "event_collection_version": "9.9",
-        "device_timestamp_utc": 1795428000000,
+        "device_timestamp_utc": 1795428000.0,
         "user_id": "u-1",
+        "user_recognition": False,
+        "src_medium": "email",
         "src_campaign": "spring",
         "visitor_privacy_mode": "optin",
         "visitor_privacy_consent": True,
     }
+    normalised = outgoing(record, normalise=True).event["data"]
+    assert normalised["src_medium"] == "push" and "Src Medium" not in normalised
+
+
+def test_device_time_is_epoch_seconds_with_milliseconds_and_user_fields_follow_the_sdk():
+    record = {
+        "type": "track",
+        "event": "buy",
+        "userId": "user-42",
+        "timestamp": "2026-12-07T01:49:07.068Z",
+        "context": {"piano": {"user_category": "premium"}},
+    }
+    data = outgoing(record).event["data"]
+    assert data["device_timestamp_utc"] == 1796608147.068
+    assert isinstance(data["device_timestamp_utc"], float)
+    assert (data["user_id"], data["user_category"], data["user_recognition"]) == (
+        "user-42",
+        "premium",
+        False,
+    )
+    anonymous = outgoing({"type": "track", "event": "buy", "anonymousId": "a"}).event["data"]
+    assert not {"user_id", "user_category", "user_recognition"} & set(anonymous)
 
 
 def test_visitor_id_falls_back_to_user_then_anonymous_id():
@@ -169,13 +197,22 @@ def test_other_types_are_rejected_with_a_reason(kind):
 def test_invalid_keys_reject_the_record_or_are_dropped():
     record = {"type": "track", "event": "buy", "userId": "u", "properties": {"m_x": 1, "ok": 2}}
     with pytest.raises(RecordRejected) as err:
-        outgoing(record)
+        outgoing(record, normalise=True)
     assert "property 'm_x' starts with 'm_'" in str(err.value)
     assert 'invalid_keys = "drop"' in str(err.value)
-    out = outgoing(record, drop=True)
+    out = outgoing(record, drop=True, normalise=True)
     assert out.event["data"]["ok"] == 2
     assert "m_x" not in out.event["data"]
     assert [p.key for p in out.dropped_keys] == ["m_x"]
+
+
+def test_keys_as_given_are_refused_only_beyond_forty_characters():
+    long = "K" * 41
+    record = {"type": "track", "event": "buy", "properties": {"m_x": 1, "Nice Key": 2, long: 3}}
+    with pytest.raises(RecordRejected, match="longer than 40 characters"):
+        outgoing(record)
+    data = outgoing(record, drop=True).event["data"]
+    assert data["m_x"] == 1 and data["Nice Key"] == 2 and long not in data
 
 
 def test_optout_keeps_only_privacy_and_timing_properties():

@@ -134,7 +134,7 @@ destination = {piano_destination(piano_url)}
     assert event.data["country"] == "FR"
     assert event.data["button"] == "Buy"
     assert event.data["user_id"] == "pw-user-1"
-    assert event.data["device_timestamp_utc"] == 1795428000000
+    assert event.data["device_timestamp_utc"] == 1795428000.0  # epoch seconds, as Piano's SDK
     assert event.headers["User-Agent"] == "Pushwoosh/6.7 (Android 14)"
     assert event.headers["X-Forwarded-For"] == "127.0.0.1"
     assert PW_DEVICE_TOKEN not in daemon.logs()
@@ -150,7 +150,7 @@ def test_tracking_log_becomes_push_events_in_piano(
     )
     for minutes, status in ((0, "created"), (1, "sent"), (2, "delivered"), (5, "opened")):
         pushwoosh.add_tracking(
-            yesterday + timedelta(minutes=minutes), "TRK-1", "pw-user-2", "hw-2", status
+            yesterday + timedelta(minutes=minutes), "TRK-1", "hw-2", "hw-2", status
         )
     daemon = connectord_daemon(
         f"""
@@ -166,15 +166,14 @@ destination = {piano_destination(piano_url)}
     )
     daemon.wait_for(lambda: len(piano.collected) == 3, message="three push events in Piano")
     assert [e.name for e in piano.collected] == ["push_sent", "push_delivered", "push_opened"]
-    assert {e.idclient for e in piano.collected} == {visitor_id("user", "pw-user-2")}
+    # the tracking log names devices (target_id = hwid or push token), never users
+    assert {e.idclient for e in piano.collected} == {visitor_id("hwid", "hw-2")}
     for event in piano.collected:
-        assert event.data["pushwooshid"] == "pw-user-2"
+        assert "pushwooshid" not in event.data
         assert event.data["tracking_code"] == "TRK-1"
         assert event.data["hwid"] == "hw-2"
     opened = piano.collected[-1]
-    assert opened.data["device_timestamp_utc"] == int(
-        (yesterday + timedelta(minutes=5)).timestamp() * 1000
-    )
+    assert opened.data["device_timestamp_utc"] == (yesterday + timedelta(minutes=5)).timestamp()
     assert piano.collect_requests == 1, "one visitor, one request"
     assert daemon.stop() == 0
 
@@ -232,7 +231,8 @@ schedule = "every 1h"
 source = {{ type = "piano.segment", site_id = {SITE}, api_key = "${{PIANO_API_KEY}}", \
 segments = ["high-value"], base_url = "{piano_url}" }}
 destination = {{ type = "pushwoosh", application = "{application}", \
-api_token = "${{PUSHWOOSH_API_TOKEN}}", base_url = "{pushwoosh_url}" }}
+api_token = "${{PUSHWOOSH_API_TOKEN}}", device_token = "${{PUSHWOOSH_DEVICE_TOKEN}}", \
+base_url = "{pushwoosh_url}" }}
 """
 
 
@@ -258,7 +258,7 @@ def test_online_check_explains_an_application_the_token_cannot_use(
     assert done.returncode == 1, done.stdout
     assert "ok   piano_segments_to_pushwoosh: source piano.segment: api_key accepted" in done.stdout
     assert (
-        "error: piano_segments_to_pushwoosh: destination pushwoosh: server token refused for "
-        "application ZZZZZ-99999"
+        "error: piano_segments_to_pushwoosh: destination pushwoosh: api_token rejected by the "
+        "server API (listFilters) for ZZZZZ-99999"
     ) in done.stderr
     assert PW_API_TOKEN not in done.stdout + done.stderr

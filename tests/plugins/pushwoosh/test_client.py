@@ -15,6 +15,8 @@ from yarl import URL
 from connectord import AuthError, PermanentError, RetryableError
 from connectord.plugins.pushwoosh.client import (
     ArgumentError,
+    DeviceTokenMissing,
+    PlanLimited,
     PushwooshClient,
     iter_tracking_rows,
     validate_application,
@@ -128,14 +130,41 @@ async def test_status_210_on_http_200_is_an_argument_error(client):
 async def test_envelope_codes_map_to_delivery_errors(client, http, code, error):
     with aioresponses() as mock:
         mock.post(
-            f"{BASE}/json/1.3/listTags",
+            f"{BASE}/json/1.3/listFilters",
             status=http,
             payload={"status_code": code, "status_message": "refused", "response": None},
         )
         with pytest.raises(error) as caught:
-            await client.list_tags()
+            await client.list_filters()
     assert type(caught.value) is error or issubclass(type(caught.value), error)
     assert SERVER not in str(caught.value) and DEVICE not in str(caught.value)
+
+
+@pytest.mark.parametrize("http", [403, 200])
+async def test_a_403_on_the_custom_plan_tags_api_is_a_plan_refusal(client, http):
+    """listTags/addTag are "for Custom Plan subscriptions only"; their 403 is told apart
+    from a refused token so the destination can fall back instead of stalling."""
+    with aioresponses() as mock:
+        mock.post(
+            f"{BASE}/json/1.3/listTags",
+            status=http,
+            payload={
+                "status_code": 403,
+                "status_message": "Token restrictions forbid this operation",
+                "response": None,
+            },
+        )
+        with pytest.raises(PlanLimited, match="listTags refused"):
+            await client.list_tags()
+
+
+async def test_device_api_methods_never_get_the_server_token(client):
+    """Without a Device API token nothing is sent: the server token is refused there."""
+    client._device_token = None
+    with aioresponses() as mock:
+        with pytest.raises(DeviceTokenMissing, match="set device_token"):
+            await client.set_tags({"Plan": "pro"}, user_id="u1")
+        assert mock.requests == {}
 
 
 async def test_429_carries_retry_after(client):
@@ -172,16 +201,18 @@ async def test_network_errors_are_retryable(client):
 async def test_add_tag_and_filters(client):
     with aioresponses() as mock:
         mock.post(f"{BASE}/json/1.3/addTag", payload=ok({"result": True}))
-        mock.post(f"{BASE}/json/1.3/createFilter", payload=ok({"name": "VIP"}))
+        mock.post(f"{BASE}/json/1.3/createFilter", payload=ok({"name": "VIP"}), repeat=True)
         mock.post(
             f"{BASE}/json/1.3/listFilters",
             payload=ok({"filters": [{"code": "52551-F2F42", "name": "VIP"}]}),
         )
         await client.add_tag("Since", TagType.DATE)
         assert await client.create_filter("VIP", 'T("a", in, ["VIP"])') == "VIP"
+        await client.create_filter("HS", 'T("a", in, ["HS"])', with_application=True)
         assert await client.list_filters() == [{"code": "52551-F2F42", "name": "VIP"}]
         add, _ = sent(mock, "POST", f"{BASE}/json/1.3/addTag")
         create, _ = sent(mock, "POST", f"{BASE}/json/1.3/createFilter")
+        high_speed, _ = sent(mock, "POST", f"{BASE}/json/1.3/createFilter", 1)
     assert add == {
         "request": {
             "auth": SERVER,
@@ -197,8 +228,8 @@ async def test_add_tag_and_filters(client):
         "auth": SERVER,
         "name": "VIP",
         "filter_expression": 'T("a", in, ["VIP"])',
-        "application": APP,
-    }
+    }  # "application" is for High-Speed Setup accounts only
+    assert high_speed["request"]["application"] == APP
 
 
 # --- Audience API v2 -----------------------------------------------------------------
@@ -305,21 +336,39 @@ async def test_tracking_log_request_poll_and_download(client, tmp_path):
     assert len(rows) == 2
 
 
+DOCUMENTED_LINE = (
+    '"2021-04-20 13:01:01";T-D6C2-ABC2228F-C9C305A9;09913CFD-74AD-4A8C-B06E-CCA51200ADDC;'
+    "09913CFD-74AD-4A8C-B06E-CCA51200ADDC;delivered;Success;C90C0-0E786;"
+    '"{""aps"":{""alert"":""text"",""badge"":0,""sound"":""""},""md"":{""uid"":11793546856,'
+    '""user_id"":""09913CFD-74AD-4A8C-B06E-CCA51200ADDC""},""p"":""Zh"",""pw_msg"":""1""}"'
+)
+"""The example line of docs.pushwoosh.com/developer/api-reference/statistics-api/push-tracking."""
+
+
+def test_the_documented_eight_column_line_parses_with_its_quoted_payload(tmp_path):
+    path = tmp_path / "log.zip"
+    header = "//timestamp;tracking_code;target_id;hwid;status;description;appCode;payload\n"
+    path.write_bytes(tracking_zip(header + DOCUMENTED_LINE + "\n"))
+    [row] = list(iter_tracking_rows(path))
+    assert row["timestamp"] == "2021-04-20 13:01:01"
+    assert row["description"] == "Success"  # not glued to appCode and payload
+    assert row["appcode"] == "C90C0-0E786"
+    assert orjson.loads(row["payload"])["aps"] == {"alert": "text", "badge": 0, "sound": ""}
+
+
 def test_tracking_rows_without_header_use_the_documented_order(tmp_path):
     path = tmp_path / "log.zip"
-    path.write_bytes(tracking_zip("1700000000;TC9;;hw9;sent;\n1700000001;TC9;;hw9;opened;a;b\n"))
+    path.write_bytes(tracking_zip(DOCUMENTED_LINE + "\n1700000000;TC9;;hw9;sent;\n"))
     rows = list(iter_tracking_rows(path))
-    assert rows[1]["description"] == "a;b"  # a ';' inside the last column
-    assert rows[:1] == [
-        {
-            "timestamp": "1700000000",
-            "tracking_code": "TC9",
-            "target_id": "",
-            "hwid": "hw9",
-            "status": "sent",
-            "description": "",
-        }
-    ]
+    assert rows[0]["appcode"] == "C90C0-0E786" and rows[0]["payload"].startswith('{"aps"')
+    assert rows[1] == {  # an older six-column line
+        "timestamp": "1700000000",
+        "tracking_code": "TC9",
+        "target_id": "",
+        "hwid": "hw9",
+        "status": "sent",
+        "description": "",
+    }
 
 
 async def test_results_not_ready_in_time_are_retryable(client):

@@ -119,42 +119,71 @@ async def test_the_first_detection_in_a_batch_decides(pushwoosh, destination_opt
     assert "is String, but the tag is Integer" in result.rejected[1]
 
 
-async def test_many_users_go_through_bulk_set_tags(pushwoosh, destination_options):
-    records = [identify(f"u{i}", level=i, tier="gold") for i in range(5)]
-    result = await deliver(PushwooshDestination, destination_options(bulk_min_users=3), records)
+async def test_fifty_users_go_through_bulk_set_tags(pushwoosh, destination_options):
+    """bulkSetTags has a documented minimum of 50 devices (help article 36360128237213)."""
+    records = [identify(f"u{i}", level=i, tier="gold") for i in range(50)]
+    result = await deliver(PushwooshDestination, destination_options(), records)
     assert result.rejected == {}
-    assert pushwoosh.tags_of("u4") == {"level": 4, "tier": "gold"}
+    assert pushwoosh.tags_of("u49") == {"level": 49, "tier": "gold"}
     assert pushwoosh.requests_to("/json/1.3/setTags") == []
     [bulk] = [r for r in pushwoosh.requests_to("/api/v2/audience/") if r.method == "POST"]
-    assert len(bulk.json()["devices"]) == 5
+    assert len(bulk.json()["devices"]) == 50
     polls = [r for r in pushwoosh.requests if r.method == "GET"]
     assert len(polls) == 2  # pending, then completed
+
+
+async def test_fewer_than_fifty_users_go_through_set_tags_one_by_one(
+    pushwoosh, destination_options
+):
+    records = [identify(f"u{i}", level=i) for i in range(49)]
+    records.append(identify("u0", tier="gold"))  # the same user twice: still 49 users
+    result = await deliver(PushwooshDestination, destination_options(), records)
+    assert result.rejected == {}
+    assert pushwoosh.requests_to("/api/v2/audience/") == []
+    assert len(pushwoosh.requests_to("/json/1.3/setTags")) == 50
+    assert pushwoosh.tags_of("u0") == {"level": 0, "tier": "gold"}
+
+
+def test_bulk_min_users_cannot_go_below_pushwooshs_minimum(destination_options):
+    with pytest.raises(ValueError, match="greater than or equal to 50"):
+        PushwooshDestination.Options(**destination_options(bulk_min_users=3))
+
+
+async def test_set_tags_carries_the_hwid_when_the_record_names_its_device(
+    pushwoosh, destination_options
+):
+    """setTags takes "HWIDs and UserIDs" (Tags API page): userId alone is valid, and the
+    record's device id is added when it has one."""
+    record = identify("u1", plan="pro")
+    record["context"] = {"device": {"id": "hw-1"}}
+    await deliver(PushwooshDestination, destination_options(), [record, identify("u2", a=1)])
+    bodies = [r.json()["request"] for r in pushwoosh.requests_to("/json/1.3/setTags")]
+    assert {b["userId"]: b.get("hwid") for b in bodies} == {"u1": "hw-1", "u2": None}
 
 
 async def test_bulk_per_user_failures_become_dead_letters(pushwoosh, destination_options):
     """A tag retyped in Pushwoosh after the destination learned it: only that user fails."""
     state = MemoryKeyValue()
     async with make_context(state=state) as context:
-        options = destination_options(bulk_min_users=1)
+        options = destination_options()
         destination = PushwooshDestination(PushwooshDestination.Options(**options), context)
         await destination.send([identify("u0", code=1, name="a")])  # learns the catalog
         pushwoosh.tag_types["code"] = STRING  # changed behind our back
-        result = await destination.send([identify("u1", code=3), identify("u2", name="x")])
+        others = [identify(f"v{i}", name="x") for i in range(49)]
+        result = await destination.send([identify("u1", code=3), *others])
     assert list(result.rejected) == [0]
     assert "bulkSetTags refused the tags of user 'u1'" in result.rejected[0]
     assert "Tag code has type String" in result.rejected[0]
-    assert pushwoosh.tags_of("u2") == {"name": "x"}
+    assert pushwoosh.tags_of("v48") == {"name": "x"}
 
 
-async def test_without_a_device_token_tags_go_through_the_server_token(
-    pushwoosh, destination_options
-):
+def test_the_device_token_is_required(destination_options):
+    """The Device API takes only the Device API token; without one, a config error
+    (not a stream of refused calls at run time)."""
     options = destination_options()
     del options["device_token"]
-    result = await deliver(PushwooshDestination, options, [identify("u1", plan="pro")])
-    assert result.rejected == {}
-    assert pushwoosh.tags_of("u1") == {"plan": "pro"}
-    assert pushwoosh.requests_to("/json/1.3/setTags") == []
+    with pytest.raises(ValueError, match="device_token"):
+        PushwooshDestination.Options(**options)
 
 
 async def test_a_null_trait_clears_the_tag(pushwoosh, destination_options):
@@ -273,10 +302,9 @@ async def test_transient_failures(pushwoosh, destination_options):
 async def test_wrong_tokens_are_auth_errors(pushwoosh, destination_options):
     with pytest.raises(AuthError, match="401"):
         await deliver(PushwooshDestination, destination_options(device_token="nope"), [track("u1")])
-    options = destination_options()
-    del options["device_token"]  # the server token is not valid for postEvent
-    with pytest.raises(AuthError, match="Device API token"):
-        await deliver(PushwooshDestination, options, [track("u1")])
+    swapped = destination_options(device_token=pushwoosh.api_token)
+    with pytest.raises(AuthError, match="Device API token"):  # the server token is refused
+        await deliver(PushwooshDestination, swapped, [track("u1")])
     with pytest.raises(AuthError):
         await deliver(
             PushwooshDestination, destination_options(api_token="nope"), [identify("u1", a=1)]
@@ -387,28 +415,6 @@ async def test_mixed_batch(pushwoosh, destination_options):
     assert len(pushwoosh.events_of("u1")) == 1
 
 
-# --- online check ---------------------------------------------------------------------
-
-
-async def test_check_names_what_failed(pushwoosh, destination_options):
-    async with make_context() as context:
-        good = PushwooshDestination(PushwooshDestination.Options(**destination_options()), context)
-        assert await good.check() == (
-            "server token accepted for application ABCDE-12345; device token accepted"
-        )
-        wrong_app = PushwooshDestination(
-            PushwooshDestination.Options(**destination_options(application="ZZZZZ-00000")),
-            context,
-        )
-        with pytest.raises(AuthError, match="refused for application ZZZZZ-00000"):
-            await wrong_app.check()
-        wrong_device = PushwooshDestination(
-            PushwooshDestination.Options(**destination_options(device_token="bad")), context
-        )
-        with pytest.raises(AuthError, match="device token refused"):
-            await wrong_device.check()
-
-
 def test_options_validate_the_application_code(destination_options):
     with pytest.raises(ValueError, match="XXXXX-XXXXX"):
         PushwooshDestination.Options(**destination_options(application="abc"))
@@ -423,14 +429,3 @@ async def test_identify_without_tags_makes_no_call(pushwoosh, destination_option
     assert result.rejected == {} and result.retry == set()
     assert pushwoosh.requests_to("/json/1.3/setTags") == []
     assert pushwoosh.requests_to("/api/v2/audience/") == []
-
-
-async def test_a_plan_without_the_tags_api_is_explained(pushwoosh, destination_options):
-    pushwoosh.fail_next(
-        1,
-        status=403,
-        body={"status_code": 403, "status_message": "Token restrictions forbid this operation"},
-        paths=("/json/1.3/listTags",),
-    )
-    with pytest.raises(AuthError, match="set create_tags = false"):
-        await deliver(PushwooshDestination, destination_options(), [identify("u1", a=1)])

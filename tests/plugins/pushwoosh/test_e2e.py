@@ -228,6 +228,35 @@ delivery = {{ concurrency = 1 }}
     assert daemon.stop() == 0
 
 
+def test_without_the_custom_plan_status_says_what_to_create_by_hand(
+    connectord_daemon, emulator_server
+):
+    """The Tags API refused (not a Custom plan): tags still arrive, and `connectord
+    status` lists the tags the operator must create, with their types."""
+    pushwoosh = PushwooshEmulator(application=APP, device_token=DEVICE, plan="basic")
+    url = emulator_server(pushwoosh).url
+    daemon = connectord_daemon(
+        f"""
+[connectors.tags]
+source = {{ type = "http.webhook", token = "t0ken-for-tests" }}
+destination = {{ type = "pushwoosh", application = "{APP}", \
+api_token = "server-token-for-tests", device_token = "{DEVICE}", base_url = "{url}" }}
+"""
+    )
+    auth = {"Authorization": "Bearer t0ken-for-tests"}
+    record = {"type": "identify", "userId": "u1", "traits": {"plan": "pro", "seats": 5}}
+    daemon.post("/ingest/tags/", [record], headers=auth)
+    daemon.wait_for(lambda: pushwoosh.tags_of("u1") == {"plan": "pro", "seats": 5})
+    assert daemon.stop() == 0
+    status = cli(daemon.config, "status", "--json")
+    notices = orjson.loads(status.stdout)["connectors"][0]["notices"]
+    assert notices["pushwoosh tags"] == {"plan": "String", "seats": "Integer"}
+    assert "listTags refused" in notices["pushwoosh tags_api"]
+    text = cli(daemon.config, "status").stdout
+    assert 'notice:       pushwoosh tags: {"plan":"String","seats":"Integer"}' in text
+    assert "pushwoosh.tags_api.unavailable" in daemon.logs()
+
+
 # --- tracking log pulls: resume from the last complete day ------------------------------
 
 
@@ -237,7 +266,8 @@ def tracking_setup(pushwoosh):
     for days_ago in (4, 3, 2, 1):
         moment = datetime.now(UTC) - timedelta(days=days_ago)
         moment = moment.replace(hour=9, minute=30, second=0, microsecond=0)
-        pushwoosh.add_tracking(moment, f"TC-{days_ago}", f"u{days_ago}", f"hw{days_ago}", "opened")
+        device = f"hw{days_ago}"  # target_id: the device the push was addressed to
+        pushwoosh.add_tracking(moment, f"TC-{days_ago}", device, device, "opened")
         days.append(moment.date().isoformat())
     return days
 
@@ -254,9 +284,10 @@ delivery = {{ retry_initial = 0.1, retry_max = 0.5 }}
 """
 
 
-def opened_users(warehouse) -> list[str]:
+def opened_devices(warehouse) -> list[str]:
+    """Devices with an opened push: the tracking log is keyed by device, not by user."""
     try:
-        return sorted(r[0] for r in rows(warehouse, "select user_id from push_opened"))
+        return sorted(r[0] for r in rows(warehouse, "select anonymous_id from push_opened"))
     except sqlite3.Error:
         return []
 
@@ -284,14 +315,14 @@ def test_a_failed_tracking_log_run_resumes_from_the_last_complete_day(tmp_path, 
     assert failed.returncode == 1
     assert "getTrackingLog answered HTTP 500" in failed.stderr
     warehouse = tmp_path / "warehouse.db"
-    assert opened_users(warehouse) == ["u3", "u4"]
+    assert opened_devices(warehouse) == ["hw3", "hw4"]
     status = orjson.loads(cli(config, "status", "--json").stdout)
     assert status["connectors"][0]["checkpoint"] == {"day": days[1]}
 
     pushwoosh.unavailable_days.clear()
     resumed = cli(config, "sync", "pushlog")
     assert resumed.returncode == 0, resumed.stderr
-    assert opened_users(warehouse) == ["u1", "u2", "u3", "u4"]
+    assert opened_devices(warehouse) == ["hw1", "hw2", "hw3", "hw4"]
     assert requested_days(pushwoosh) == [days[0], days[1], days[2], days[2], days[3]]
     status = orjson.loads(cli(config, "status", "--json").stdout)
     assert status["connectors"][0]["checkpoint"] == {"day": days[3]}
@@ -306,14 +337,14 @@ def test_a_killed_daemon_resumes_the_tracking_log_where_it_stopped(
     pushwoosh.held_days.add(days[2])  # its export never gets ready while the daemon runs
     daemon = connectord_daemon(tracking_connector(url, "every 3s"))
     warehouse = daemon.config.parent / "warehouse.db"
-    daemon.wait_for(lambda: opened_users(warehouse) == ["u3", "u4"], message="two days in")
+    daemon.wait_for(lambda: opened_devices(warehouse) == ["hw3", "hw4"], message="two days in")
     daemon.wait_for(lambda: requested_days(pushwoosh)[-1:] == [days[2]], message="third day")
     daemon.kill()  # SIGKILL in the middle of the third day
 
     pushwoosh.held_days.clear()
     daemon.start()
     daemon.wait_for(
-        lambda: opened_users(warehouse) == ["u1", "u2", "u3", "u4"], message="all four days"
+        lambda: opened_devices(warehouse) == ["hw1", "hw2", "hw3", "hw4"], message="all four days"
     )
     assert requested_days(pushwoosh)[:5] == [days[0], days[1], days[2], days[2], days[3]]
     assert daemon.stop() == 0
@@ -389,7 +420,28 @@ api_token = "server-token-for-tests", device_token = "leaky-2", base_url = "{url
     result = cli(config, "check", "--online")
     assert result.returncode == 1
     out = result.stdout + result.stderr
-    assert "good: destination pushwoosh: server token accepted for application ABCDE-12345" in out
+    assert (
+        "good: destination pushwoosh: api_token accepted by the server API (listFilters) "
+        "for ABCDE-12345; device_token accepted by the Device API (getTags)"
+    ) in out
     assert "bad: source pushwoosh.tracking_log" in out and "401" in out
-    assert "bad: destination pushwoosh: device token refused for application ABCDE-12345" in out
+    assert "bad: destination pushwoosh: device_token rejected by the Device API (getTags)" in out
     assert "leaky-" not in out  # no token in the output
+
+
+def test_check_refuses_a_destination_without_its_device_token(tmp_path):
+    """A config error naming file, line, key, what is expected and what was found."""
+    config = write_config(
+        tmp_path,
+        f"""
+[connectors.to_pw]
+source = {{ type = "http.webhook", token = "t0ken-for-tests" }}
+destination = {{ type = "pushwoosh", application = "{APP}", api_token = "server-token" }}
+""",
+    )
+    result = cli(config, "check")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "connectors.to_pw.destination.device_token: required option is missing" in out
+    assert "Pushwoosh refuses the server token on the Device API" in out
+    assert f"{config}:" in out and "found nothing" in out

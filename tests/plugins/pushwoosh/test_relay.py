@@ -216,14 +216,6 @@ async def test_unreachable_pushwoosh_is_a_503_in_the_envelope(pushwoosh):
     ("token", "raw", "request_", "status", "code", "message"),
     [
         (
-            None,
-            None,
-            {"application": APP, "userId": "u", "tags": {"a": 1}},
-            401,
-            401,
-            "Unauthorized",
-        ),
-        (
             "wrong",
             None,
             {"application": APP, "userId": "u", "tags": {"a": 1}},
@@ -276,6 +268,23 @@ async def test_bad_calls_get_a_clear_4xx_in_the_envelope(
     assert body["response"] is None
     assert pushwoosh.requests_to("/json/1.3/") == []  # nothing forwarded
     assert relay.queued == []
+
+
+async def test_tokenless_calls_are_forwarded_and_pushwoosh_decides(relay, pushwoosh):
+    """The SDKs send no token unless one is configured: Pushwoosh authenticates."""
+    status, body, _ = await call(
+        relay, "setTags", {"application": APP, "userId": "u", "tags": {"a": 1}}, token=None
+    )
+    assert (status, body["status_code"]) == (401, 401)  # this Pushwoosh wants the token
+    assert len(pushwoosh.requests_to("/json/1.3/setTags")) == 1
+    assert relay.queued == []
+
+
+async def test_a_wrong_token_in_the_body_is_refused_before_forwarding(relay, pushwoosh):
+    request = {"application": APP, "auth": "wrong", "userId": "u", "tags": {"a": 1}}
+    status, body, _ = await call(relay, "setTags", request, token=None)
+    assert (status, body["status_code"]) == (401, 401)
+    assert pushwoosh.requests_to("/json/1.3/") == []
 
 
 async def test_body_auth_and_gzip_are_accepted(relay, pushwoosh):
@@ -333,6 +342,8 @@ async def test_check_verifies_the_callers_token(pushwoosh):
 
 
 async def test_a_full_queue_is_a_503_even_after_pushwoosh_accepted(pushwoosh):
+    """The fallback when the queue fills between the room check and the commit (here:
+    no room is reported, as from a writer the relay cannot see): still a 503."""
     async with make_context("r") as context:
 
         async def enqueue(records):

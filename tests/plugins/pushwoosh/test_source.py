@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from connectord import RetryableError
+from connectord import AuthError, RetryableError
 from connectord.plugins.pushwoosh.source import PushwooshMessageStats, PushwooshTrackingLog
 from connectord.testing import make_context, run_source
 
@@ -40,18 +40,19 @@ def pull_options(pushwoosh):
     return build
 
 
-def push_log(pushwoosh, days_ago, user, hwid, *statuses, code="TC-1"):
+def push_log(pushwoosh, days_ago, target, hwid, *statuses, code="TC-1"):
+    """Tracking lines; ``target`` is the device id the push was addressed to."""
     for minute, status in enumerate(statuses):
-        pushwoosh.add_tracking(at(days_ago, minute=minute), code, user, hwid, status, "ok")
+        pushwoosh.add_tracking(at(days_ago, minute=minute), code, target, hwid, status, "ok")
 
 
 # --- tracking log ---------------------------------------------------------------------
 
 
 async def test_tracking_log_reads_complete_days_as_push_events(pushwoosh, pull_options):
-    push_log(pushwoosh, 3, "u1", "hw1", "created", "sent", "delivered", "opened")
+    push_log(pushwoosh, 3, "push-token-1", "hw1", "created", "sent", "delivered", "opened")
     push_log(pushwoosh, 1, "", "hw2", "sent", code="TC-2")
-    push_log(pushwoosh, 0, "u3", "hw3", "sent", code="TC-3")  # today: not complete yet
+    push_log(pushwoosh, 0, "hw3", "hw3", "sent", code="TC-3")  # today: not complete yet
     records, batches = await run_source(PushwooshTrackingLog, pull_options(initial_days=3))
     assert [b.checkpoint for b in batches] == [{"day": day(3)}, {"day": day(2)}, {"day": day(1)}]
     assert [r["event"] for r in records] == [
@@ -61,26 +62,41 @@ async def test_tracking_log_reads_complete_days_as_push_events(pushwoosh, pull_o
         "Push Sent",
     ]
     opened = records[2]
-    assert opened["userId"] == "u1"
+    assert "userId" not in opened  # the log names devices, never users
+    assert opened["anonymousId"] == "hw1"
     assert opened["timestamp"] == at(3, minute=3).isoformat().replace("+00:00", ".000Z")
     assert opened["properties"] == {
         "tracking_code": "TC-1",
-        "target_id": "u1",
+        "target_id": "push-token-1",
         "hwid": "hw1",
         "status": "opened",
         "description": "ok",
+        "app_code": "ABCDE-12345",
     }
     assert opened["context"] == {
-        "pushwoosh": {"application": "ABCDE-12345", "hwid": "hw1", "tracking_code": "TC-1"},
-        "device": {"id": "hw1"},
+        "pushwoosh": {
+            "application": "ABCDE-12345",
+            "hwid": "hw1",
+            "target_id": "push-token-1",
+            "tracking_code": "TC-1",
+        },
+        "device": {"id": "hw1", "token": "push-token-1"},
     }
-    assert records[3]["anonymousId"] == "hw2" and "userId" not in records[3]
     # re-reading gives the same message ids: destinations upsert instead of doubling
     again, _ = await run_source(PushwooshTrackingLog, pull_options(initial_days=3))
     assert [r["messageId"] for r in again] == [r["messageId"] for r in records]
     assert len({r["messageId"] for r in records}) == 4
     polls = pushwoosh.requests_to("/json/1.3/getResults")
     assert len(polls) == 12  # not ready once, then ready, for each of 3 days, twice
+
+
+async def test_the_payload_column_is_kept_as_json_not_glued_to_description(pushwoosh, pull_options):
+    payload = {"aps": {"alert": "Hi; there", "badge": 0}, "md": {"uid": 1}, "p": "Zh"}
+    pushwoosh.add_tracking(at(1), "TC-9", "hw9", "hw9", "delivered", "Success", payload)
+    [record], _ = await run_source(PushwooshTrackingLog, pull_options(initial_days=1))
+    assert record["properties"]["description"] == "Success"
+    assert record["properties"]["payload"] == payload
+    assert record["properties"]["app_code"] == "ABCDE-12345"
 
 
 async def test_a_day_in_batches_carries_its_checkpoint_last(pushwoosh, pull_options):
@@ -91,14 +107,15 @@ async def test_a_day_in_batches_carries_its_checkpoint_last(pushwoosh, pull_opti
 
 
 async def test_resumes_after_the_checkpoint_and_maps_statuses(pushwoosh, pull_options):
-    push_log(pushwoosh, 2, "u1", "hw1", "sent", "opened")
-    push_log(pushwoosh, 1, "u2", "hw2", "sent", "opened")
+    push_log(pushwoosh, 2, "hw1", "hw1", "sent", "opened")
+    push_log(pushwoosh, 1, "hw2", "hw2", "sent", "opened")
     records, batches = await run_source(
         PushwooshTrackingLog,
         pull_options(events={"opened": "pw_push_opened"}),
         checkpoint={"day": day(2)},
     )
-    assert [(r["event"], r["userId"]) for r in records] == [("pw_push_opened", "u2")]
+    assert [(r["event"], r["anonymousId"]) for r in records] == [("pw_push_opened", "hw2")]
+    assert records[0]["context"]["device"] == {"id": "hw2"}  # target_id = hwid: no token
     assert [b.checkpoint for b in batches] == [{"day": day(1)}]
     requested = [r.json()["request"]["date"] for r in pushwoosh.requests_to("/json/1.3/getTr")]
     assert requested == [day(1)]
@@ -231,9 +248,12 @@ async def test_stats_pages_and_retries(pushwoosh, pull_options):
 async def test_pull_sources_check_their_token(pushwoosh, pull_options):
     async with make_context() as context:
         good = PushwooshTrackingLog(PushwooshTrackingLog.Options(**pull_options()), context)
-        assert await good.check() == "server token accepted for application ABCDE-12345"
+        assert await good.check() == (
+            "api_token accepted by the server API (listFilters) for ABCDE-12345"
+        )
         bad = PushwooshMessageStats(
             PushwooshMessageStats.Options(**pull_options(api_token="wrong")), context
         )
-        with pytest.raises(Exception, match="401"):
+        with pytest.raises(AuthError, match="api_token rejected by the server API") as caught:
             await bad.check()
+        assert "401" in str(caught.value) and "wrong" not in str(caught.value)
