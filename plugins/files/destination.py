@@ -41,12 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import orjson
 from pydantic import Field
 
 from connectord import Destination, Options, PermanentError, Record, RetryableError
 from connectord.plugins.warehouse.backends import value_type, widen
-from connectord.plugins.warehouse.schema import EXTRA, record_row
+from connectord.plugins.warehouse.schema import EXTRA, json_text, record_row
 from connectord.records import now_iso, parse_time
 
 from . import writers
@@ -114,7 +113,7 @@ class StreamColumns:
                     known.add(EXTRA)
                     self.columns.append(EXTRA)
                     changed = True
-                row[EXTRA] = orjson.dumps(row[EXTRA], default=str).decode()
+                row[EXTRA] = json_text(row[EXTRA])
             for column, value in row.items():
                 kind = value_type(value)
                 if kind is None:

@@ -57,8 +57,13 @@ def write_csv(
                 stack.enter_context(stream)
             text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
             writer = csv.writer(text, lineterminator="\n")
+            # With "\n" line ends the csv module leaves a bare "\r" unquoted, and every
+            # reader splits the row there: rows holding one are written fully quoted.
+            quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
             writer.writerow(columns)
-            writer.writerows([csv_text(row.get(c)) for c in columns] for row in rows)
+            for row in rows:
+                cells = [csv_text(row.get(c)) for c in columns]
+                (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
             text.flush()
             text.detach()
         raw.flush()

@@ -22,9 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-import orjson
-
-from .schema import EXTRA
+from .schema import EXTRA, json_text
 
 DISCARDS = "_discards"  # sql_name never yields a leading underscore before a letter
 BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
@@ -100,14 +98,14 @@ def fit_budget(
             for column in spilled:
                 extra.setdefault(column, row.pop(column))
         if extra is not None:
-            row[EXTRA] = orjson.dumps(extra, default=str).decode() if extra else None
+            row[EXTRA] = json_text(extra) if extra else None
     return rows
 
 
 def as_text(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
-    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return value if isinstance(value, str) else json_text(value)
 
 
 def coerce(kind: str, value: Any) -> Any:
@@ -132,10 +130,14 @@ def fit_types(
     table: str, key: str, rows: list[dict[str, Any]], types: dict[str, str], loaded_at: Any
 ) -> list[dict[str, Any]]:
     """Coerce each value to its column's type in place; return a `DISCARDS` row for
-    each value that does not fit (its cell becomes NULL)."""
+    each value that does not fit (its cell becomes NULL). A NUL character, which
+    PostgreSQL text cannot hold, becomes U+FFFD."""
     discards: list[dict[str, Any]] = []
     for row in rows:
         for column, value in row.items():
+            if isinstance(value, str) and "\0" in value:
+                # PostgreSQL text cannot hold NUL: U+FFFD stands in for it
+                value = row[column] = value.replace("\0", "\ufffd")
             kind = types.get(column)
             if kind is None or value is None or column == key:
                 continue

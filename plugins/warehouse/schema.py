@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,11 +65,21 @@ def sql_name(text: str) -> str:
     return name
 
 
+def json_text(value: Any, *, sort: bool = False) -> str:
+    """JSON text of any JSON value; integers beyond 64 bits (valid JSON, which orjson
+    refuses) go through the standard library instead of failing the record."""
+    try:
+        option = orjson.OPT_SORT_KEYS if sort else None
+        return orjson.dumps(value, default=str, option=option).decode()
+    except TypeError:
+        return json.dumps(value, default=str, sort_keys=sort, ensure_ascii=False)
+
+
 def key_text(value: Any) -> str:
     """An id as the text a key column holds: strings as they are, other JSON values as
     their JSON text (``5`` → ``"5"``); ids longer than `MAX_KEY_BYTES` as
     ``sha256:<hex>`` of that text (deterministic, so re-loading still upserts)."""
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    text = value if isinstance(value, str) else json_text(value)
     if len(text) > MAX_KEY_BYTES // 4 and len(text.encode()) > MAX_KEY_BYTES:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     return text
@@ -77,7 +88,7 @@ def key_text(value: Any) -> str:
 def content_id(record: dict[str, Any]) -> str:
     """The id of a record without a ``messageId``: a digest of its content, so distinct
     records get distinct rows and a re-delivery of the same record upserts."""
-    body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)
+    body = json_text(record, sort=True).encode()
     return "content:" + hashlib.sha256(body).hexdigest()[:40]
 
 
@@ -137,7 +148,7 @@ def cell(value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return str(value)
         return value
-    return orjson.dumps(value, default=str).decode()
+    return json_text(value)
 
 
 _CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -120,6 +120,14 @@ def test_publish_refuses_to_replace(tmp_path):
     assert final.read_text() == "new" and not temp.exists()
 
 
+async def test_a_carriage_return_in_a_value_never_splits_a_csv_row(tmp_path):
+    batch = [track(1, "Ln\rN:", note="a\rb"), track(2, "Ln\rN:", note="plain")]
+    (only,) = published(await send_batches(tmp_path, [batch]))
+    header, *body = read(only)
+    assert len(body) == 2 and all(len(row) == len(header) for row in body)
+    assert [row[header.index("note")] for row in body] == ["a\rb", "plain"]
+
+
 # --- finding 3 (files): names too long ------------------------------------------------------
 
 

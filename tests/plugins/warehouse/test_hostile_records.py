@@ -186,6 +186,12 @@ def test_postgres_limits_a_row_exceeds_are_permanent(postgres_url):
     assert isinstance(postgres_error(psycopg, index_row.value), PermanentError)
 
 
+async def test_a_nul_character_does_not_cost_postgres_the_record(postgres_url):
+    record = track("nul\0id", 1, note="a\0b")
+    await deliver(WarehouseDestination, {"url": postgres_url}, [record])
+    assert pg(postgres_url, "SELECT id, note FROM clicked") == [("nul\ufffdid", "a\ufffdb")]
+
+
 # --- finding 4: a column's type never changes; a view over the table never blocks a load ---
 
 
