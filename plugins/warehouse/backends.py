@@ -250,12 +250,14 @@ class SQLiteBackend:
 # --- PostgreSQL ------------------------------------------------------------------------
 
 
-def column_types(rows: list[dict[str, Any]], key: str) -> dict[str, str | None]:
-    """The type each column needs for these rows; ``None`` where every value is NULL.
-    The key column is always text."""
+def column_types(rows: list[dict[str, Any]], key: str, known: Any = ()) -> dict[str, str | None]:
+    """The type each column not in ``known`` needs for these rows; ``None`` where every
+    value is NULL. The key column is always text."""
     types: dict[str, str | None] = {}
     for row in rows:
         for column, value in row.items():
+            if column in known:
+                continue
             incoming = value_type(value)
             if column not in types:
                 types[column] = incoming
@@ -402,7 +404,7 @@ class PostgresBackend:
         """Upsert one table's rows; return the values that did not fit their columns."""
         unique = merge_duplicates(table_rows, key)
         fit_budget(unique, self._known_columns(table), self.budget)
-        types = self._ensure(table, key, column_types(unique, key))
+        types = self._ensure(table, key, column_types(unique, key, self._known_columns(table)))
         discards = fit_types(table, key, unique, types, unique[0].get("_loaded_at"))
         for group in group_by_columns(unique):
             self._upsert(table, key, group)

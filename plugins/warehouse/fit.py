@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -33,6 +34,7 @@ BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
     "text",
 )
 _MISSING = object()
+_NATIVE = {TEXT: str, BIGINT: int, DOUBLE: float, BOOLEAN: bool}
 ALWAYS = frozenset(
     # the layout's own columns get a column whatever the budget
     {"id", "_loaded_at", "uuid_ts", "user_id", "anonymous_id", "timestamp", "event"}
@@ -53,12 +55,15 @@ def value_type(value: Any) -> str | None:
         return BIGINT
     if isinstance(value, float):
         return DOUBLE
-    if isinstance(value, str) and _ISO_TIME.match(value) and _real_time(value):
+    if isinstance(value, str) and _is_time(value):
         return TIMESTAMPTZ
     return TEXT
 
 
-def _real_time(text: str) -> bool:
+@functools.lru_cache(maxsize=8192)  # load times and bulk timestamps repeat
+def _is_time(text: str) -> bool:
+    if not _ISO_TIME.match(text):
+        return False
     try:
         datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
@@ -135,12 +140,15 @@ def fit_types(
     discards: list[dict[str, Any]] = []
     for row in rows:
         for column, value in row.items():
-            if isinstance(value, str) and "\0" in value:
+            if value is None:
+                continue
+            cls = value.__class__
+            if cls is str and "\0" in value:
                 # PostgreSQL text cannot hold NUL: U+FFFD stands in for it
                 value = row[column] = value.replace("\0", "\ufffd")
             kind = types.get(column)
-            if kind is None or value is None or column == key:
-                continue
+            if kind is None or _NATIVE.get(kind) is cls or column == key:
+                continue  # the common case: the value already is the column's type
             fitted = coerce(kind, value)
             if fitted is _MISSING:
                 discards.append(discard_row(table, row, key, column, value, loaded_at))
