@@ -90,8 +90,11 @@ def fit_budget(
     JSON text. Deterministic for a given table and batch; ``known`` is not changed."""
     room = max(budget - len(known) - (0 if EXTRA in known else 1), 0)
     added: set[str] = set()
+    names = known.keys() if isinstance(known, dict) else known
     for row in rows:
         extra = row.get(EXTRA)
+        if extra is None and row.keys() <= names:
+            continue  # the common case: every column exists already
         for column in row:
             if column in known or column in added or column == EXTRA:
                 continue
@@ -149,6 +152,8 @@ def fit_types(
             kind = types.get(column)
             if kind is None or _NATIVE.get(kind) is cls or column == key:
                 continue  # the common case: the value already is the column's type
+            if kind == TIMESTAMPTZ and cls is str and _is_time(value):
+                continue
             fitted = coerce(kind, value)
             if fitted is _MISSING:
                 discards.append(discard_row(table, row, key, column, value, loaded_at))
