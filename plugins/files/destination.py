@@ -45,7 +45,7 @@ from pydantic import Field
 
 from connectord import Destination, Options, PermanentError, Record, RetryableError
 from connectord.plugins.warehouse.backends import value_type, widen
-from connectord.plugins.warehouse.schema import EXTRA, json_text, record_row
+from connectord.plugins.warehouse.schema import EXTRA, json_text, put_extra, record_row
 from connectord.records import now_iso, parse_time
 
 from . import writers
@@ -107,7 +107,7 @@ class StreamColumns:
                     self.columns.append(column)
                     changed = True
                 else:
-                    row.setdefault(EXTRA, {})[column] = row.pop(column)
+                    put_extra(row.setdefault(EXTRA, {}), column, row.pop(column))
             if EXTRA in row:
                 if EXTRA not in known:
                     known.add(EXTRA)

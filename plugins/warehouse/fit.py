@@ -23,7 +23,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from .schema import EXTRA, json_text
+from .schema import EXTRA, json_text, put_extra
 
 DISCARDS = "_discards"  # sql_name never yields a leading underscore before a letter
 BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
@@ -104,7 +104,7 @@ def fit_budget(
         if spilled:
             extra = dict(extra or {})
             for column in spilled:
-                extra.setdefault(column, row.pop(column))
+                put_extra(extra, column, row.pop(column))
         if extra is not None:
             row[EXTRA] = json_text(extra) if extra else None
     return rows

@@ -127,7 +127,12 @@ def flatten(
 
 def spill(row: dict[str, Any], key: str, value: Any) -> None:
     """Keep ``value`` in the row's `EXTRA` object under ``key`` (never overwriting)."""
-    extra = row.setdefault(EXTRA, {})
+    put_extra(row.setdefault(EXTRA, {}), key, value)
+
+
+def put_extra(extra: dict[str, Any], key: str, value: Any) -> None:
+    """``extra[key] = value``, or under ``key'`` (``key''``, ...) if ``key`` is taken:
+    two values that share a name both stay."""
     while key in extra:
         key += "'"
     extra[key] = value

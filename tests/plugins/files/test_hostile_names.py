@@ -128,6 +128,16 @@ async def test_a_carriage_return_in_a_value_never_splits_a_csv_row(tmp_path):
     assert [row[header.index("note")] for row in body] == ["a\rb", "plain"]
 
 
+async def test_colliding_keys_beyond_the_column_cap_both_stay(tmp_path):
+    wide = track(1, "Wide", **{f"p{i}": i for i in range(30)})
+    out = await send_batches(
+        tmp_path, [[wide], [track(2, "Wide", firstName=1, first_name=2)]], max_columns=20
+    )
+    last = max(published(out), key=lambda p: int(p.name.split("-")[-2]))
+    header, row = read(last)
+    assert sorted(orjson.loads(row[header.index("_extra")]).values()) == [1, 2]
+
+
 # --- finding 3 (files): names too long ------------------------------------------------------
 
 

@@ -115,6 +115,15 @@ async def test_2100_properties_fit_sqlite_within_the_column_budget(tmp_path):
     assert elapsed < 10, elapsed
 
 
+async def test_colliding_keys_beyond_the_budget_both_stay(tmp_path):
+    path = tmp_path / "w.db"
+    options = {"url": f"sqlite:///{path}", "max_columns": 20}
+    await deliver(WarehouseDestination, options, [track("a", 1, **{f"p{i}": i for i in range(30)})])
+    await deliver(WarehouseDestination, options, [track("b", 2, firstName=1, first_name=2)])
+    (extra,) = rows(path, "SELECT _extra FROM clicked WHERE id = 'b'")[0]
+    assert sorted(orjson.loads(extra).values()) == [1, 2]
+
+
 @pytest.mark.parametrize(
     "props",
     [
