@@ -56,7 +56,8 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class Backend(Protocol):
-    def write(self, rows: Rows) -> None: ...
+    def write(self, rows: Rows) -> int:
+        """Write the rows; return how many values were kept in ``_discards``."""
 
     def probe(self) -> None:
         """Write and roll back, to prove the store accepts writes."""
@@ -149,7 +150,7 @@ class SQLiteBackend:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.columns: dict[str, set[str]] = {}
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> int:
         for table in rows.tables:
             if table not in self.columns:
                 self._repair_key(table, rows.keys[table])
@@ -165,6 +166,7 @@ class SQLiteBackend:
         except Exception:
             self.columns.clear()  # DDL was rolled back with the transaction
             raise
+        return 0  # SQLite keeps every value as it came
 
     def _repair_key(self, table: str, key: str) -> None:
         """Make the key column TEXT in a table an earlier version created with an
@@ -386,7 +388,7 @@ class PostgresBackend:
 
     # --- loading --------------------------------------------------------------------
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> int:
         if self.conn is None or self.conn.closed or self.conn.broken:
             self._connect()
         try:
@@ -399,6 +401,7 @@ class PostgresBackend:
         except Exception:
             self.columns.clear()  # DDL was rolled back with the transaction
             raise
+        return len(discards)
 
     def _load(self, table: str, key: str, table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Upsert one table's rows; return the values that did not fit their columns."""

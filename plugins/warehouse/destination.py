@@ -103,7 +103,7 @@ class WarehouseDestination(Destination):
         if self._backend is None:  # start() failed earlier (store down): try again now
             self._backend = await self._open_or_raise()
         try:
-            await self._run(self._backend.write, rows)
+            discarded = await self._run(self._backend.write, rows)
         except Exception as err:
             error = self._backend.delivery_error(err)
             if error is None:
@@ -111,4 +111,6 @@ class WarehouseDestination(Destination):
             if isinstance(error, RetryableError):
                 self.log.warning("warehouse.write.retry", error=str(error))
             raise error from err
+        if discarded:  # stored, but not in their columns: operators should know
+            self.log.info("warehouse.values.discarded", count=discarded, table="_discards")
         return None
