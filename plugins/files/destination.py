@@ -195,6 +195,7 @@ class FilesDestination(Destination):
         self.suffix = suffix
         self.streams: dict[str, StreamColumns] = {}
         self.parts: dict[tuple[str, str], int] = {}
+        self._unsaved: set[str] = set()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"files-{context.connector}")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -244,7 +245,8 @@ class FilesDestination(Destination):
             label = file_label(stream)
             names.setdefault(label, stream)
             groups[(label, record_day(record, today))].append(row)
-        changed = await self._learn_columns(groups, names)
+        # Columns learned by an attempt that failed are saved with the next success.
+        self._unsaved |= await self._learn_columns(groups, names)
         files = [self._part(label, day, rows) for (label, day), rows in groups.items()]
         try:
             await self._run(self._write_all, files)
@@ -252,10 +254,11 @@ class FilesDestination(Destination):
             raise file_error(self.directory, err) from err
         for part in files:
             self.parts[(part.stream, part.day)] = part.part + 1
-        if changed:
+        if self._unsaved:
             await self.context.state.set_many(
-                {f"columns:{label}": self.streams[label].dump() for label in changed}
+                {f"columns:{label}": self.streams[label].dump() for label in self._unsaved}
             )
+            self._unsaved = set()
         self.log.debug("files.batch.written", files=len(files), records=len(records))
 
     async def _learn_columns(

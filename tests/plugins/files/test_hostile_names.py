@@ -138,6 +138,26 @@ async def test_colliding_keys_beyond_the_column_cap_both_stay(tmp_path):
     assert sorted(orjson.loads(row[header.index("_extra")]).values()) == [1, 2]
 
 
+async def test_columns_learned_by_a_failed_attempt_are_saved_by_the_retry(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Clicked").write_text("a file where the stream's folder should be")
+    async with make_context("exports", base_dir=tmp_path) as context:
+        destination = FilesDestination(
+            FilesDestination.Options.model_validate({"directory": "out", "subfolders": True}),
+            context,
+        )
+        await destination.start()
+        batch = [track(1, "Clicked", coupon="SAVE5")]
+        with pytest.raises(RetryableError):
+            await destination.send(batch)
+        (out / "Clicked").unlink()
+        await destination.send(batch)
+        await destination.close()
+        saved = await context.state.get_many(["columns:Clicked"])
+    assert "coupon" in saved["columns:Clicked"]["columns"]
+
+
 # --- finding 3 (files): names too long ------------------------------------------------------
 
 
