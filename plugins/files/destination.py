@@ -18,7 +18,7 @@ each is written under a hidden temporary name of its own, fsynced, then publishe
 no-replace semantics (a hard link, which fails rather than overwrite), and the directory
 fsynced. A final name is never reused: if it exists, the next part number is taken.
 
-Columns are the warehouse's (``schema.record_row``). Each stream keeps one column
+Columns are the warehouse's (``connectord.tables.record_row``). Each stream keeps one column
 order, stored in the connector's state: columns that appear later are appended at the
 end, so every part's header starts with the previous part's columns. A stream has at
 most ``max_columns`` columns; the values of further keys go, by column name, into one
@@ -44,9 +44,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from connectord import Destination, Options, PermanentError, Record, RetryableError
-from connectord.plugins.warehouse.backends import value_type, widen
-from connectord.plugins.warehouse.schema import EXTRA, json_text, put_extra, record_row
 from connectord.records import now_iso, parse_time
+from connectord.tables import EXTRA, json_text, put_extra, record_row, value_type, widen
 
 from . import writers
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from connectord.plugins.warehouse.backends import BIGINT, BOOLEAN, DOUBLE, TIMESTAMPTZ
+from connectord.tables import BIGINT, BOOLEAN, DOUBLE, TIMESTAMPTZ
 
 FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"

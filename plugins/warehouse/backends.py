@@ -25,32 +25,21 @@ from sqlite_utils import Database, suggest_column_types
 from sqlite_utils.db import quote_identifier
 
 from connectord import PermanentError
-
-from .errors import open_error, postgres_error, sqlite_error
-from .fit import (
+from connectord.tables import (
     BIGINT,
-    BOOLEAN,
-    DISCARDS,
     DOUBLE,
+    EXTRA,
     TEXT,
     TIMESTAMPTZ,
-    fit_budget,
-    fit_types,
+    Rows,
     value_type,
     widen,
 )
-from .schema import EXTRA, Rows
 
-__all__ = [
-    "BIGINT",
-    "BOOLEAN",
-    "DOUBLE",
-    "TEXT",
-    "TIMESTAMPTZ",
-    "open_error",
-    "value_type",
-    "widen",
-]
+from .errors import open_error, postgres_error, sqlite_error
+from .fit import DISCARDS, fit_budget, fit_types
+
+__all__ = ["open_error"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 

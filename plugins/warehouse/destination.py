@@ -11,9 +11,9 @@ from pydantic import AfterValidator, Field
 
 from connectord import ConnectordError, Destination, Options, Record, RetryableError, Secret
 from connectord.records import now_iso
+from connectord.tables import rows_for
 
 from .backends import DEFAULT_BUDGET, Backend, open_backend, open_error, validate_url
-from .schema import rows_for
 
 
 class WarehouseDestination(Destination):

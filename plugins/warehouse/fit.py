@@ -16,23 +16,24 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
-import re
-from datetime import datetime
 from typing import Any
 
-from .schema import EXTRA, json_text, put_extra
+from connectord.tables import (
+    BIGINT,
+    BOOLEAN,
+    DOUBLE,
+    EXTRA,
+    TEXT,
+    TIMESTAMPTZ,
+    is_time,
+    json_text,
+    put_extra,
+    value_type,
+)
 
 DISCARDS = "_discards"  # sql_name never yields a leading underscore before a letter
-BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
-    "boolean",
-    "bigint",
-    "double precision",
-    "timestamp with time zone",
-    "text",
-)
 _MISSING = object()
 _NATIVE = {TEXT: str, BIGINT: int, DOUBLE: float, BOOLEAN: bool}
 ALWAYS = frozenset(
@@ -40,47 +41,6 @@ ALWAYS = frozenset(
     {"id", "_loaded_at", "uuid_ts", "user_id", "anonymous_id", "timestamp", "event"}
     | {"original_timestamp", "sent_at", "received_at", "event_text", "name", "category"}
 )
-_NUMERIC = frozenset({BIGINT, DOUBLE})
-_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d(:?\d\d)?)$")
-
-
-def value_type(value: Any) -> str | None:
-    """The PostgreSQL type a value asks for; ``None`` for NULL. Text is a time only if
-    it is a real ISO 8601 instant (``2024-13-45T..`` stays text)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return BOOLEAN
-    if isinstance(value, int):
-        return BIGINT
-    if isinstance(value, float):
-        return DOUBLE
-    if isinstance(value, str) and _is_time(value):
-        return TIMESTAMPTZ
-    return TEXT
-
-
-@functools.lru_cache(maxsize=8192)  # load times and bulk timestamps repeat
-def _is_time(text: str) -> bool:
-    if not _ISO_TIME.match(text):
-        return False
-    try:
-        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return False
-    return True
-
-
-def widen(current: str | None, incoming: str | None) -> str | None:
-    """The narrowest type that holds both: bigint and double → double; any other mix
-    → text. Used to type a new column from the values of one batch."""
-    if current is None or current == incoming:
-        return incoming if current is None else current
-    if incoming is None:
-        return current
-    if current in _NUMERIC and incoming in _NUMERIC:
-        return DOUBLE
-    return TEXT
 
 
 def fit_budget(
@@ -152,7 +112,7 @@ def fit_types(
             kind = types.get(column)
             if kind is None or _NATIVE.get(kind) is cls or column == key:
                 continue  # the common case: the value already is the column's type
-            if kind == TIMESTAMPTZ and cls is str and _is_time(value):
+            if kind == TIMESTAMPTZ and cls is str and is_time(value):
                 continue
             fitted = coerce(kind, value)
             if fitted is _MISSING:

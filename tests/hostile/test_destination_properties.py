@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from connectord import PermanentError
 from connectord.plugins.files.destination import FilesDestination
 from connectord.plugins.warehouse.destination import WarehouseDestination
-from connectord.plugins.warehouse.schema import content_id, key_text, record_row
 from connectord.records import problem
 from connectord.state import MemoryKeyValue
+from connectord.tables import content_id, key_text, record_row
 from connectord.testing import make_context
 from tests.chaos.support import report
 from tests.plugins.clevertap.common import postgres_database

@@ -18,7 +18,7 @@ from connectord import PermanentError, RetryableError
 from connectord.plugins.warehouse.backends import DEFAULT_BUDGET
 from connectord.plugins.warehouse.destination import WarehouseDestination
 from connectord.plugins.warehouse.errors import postgres_error, sqlite_error
-from connectord.plugins.warehouse.schema import MAX_KEY_BYTES, key_text
+from connectord.tables import MAX_KEY_BYTES, key_text
 from connectord.testing import deliver
 from tests.plugins.clevertap.common import postgres_database
 

@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from connectord import AuthError, RetryableError
-from connectord.plugins.warehouse.backends import TEXT, column_types, value_type, widen
+from connectord.plugins.warehouse.backends import column_types
 from connectord.plugins.warehouse.destination import WarehouseDestination
+from connectord.tables import TEXT, value_type, widen
 from connectord.testing import deliver, make_context
 from tests.plugins.clevertap.common import postgres_database
 

@@ -1,4 +1,9 @@
-"""Pure functions that lay records out as warehouse rows, the way Segment warehouses do.
+"""Records as table rows, the way Segment lays them out in a warehouse.
+
+Public for plugins (``connectord.tables``): any destination that writes records as
+rows — SQL warehouses, CSV or Parquet files — uses this one layout, so a table loaded
+by one destination reads the same as one written by another, and column types are
+chosen by the same rule (`value_type`, `widen`).
 
 - ``track`` → ``tracks`` (every event) and one table per event name (its properties
   as columns); ``identify`` → ``identifies`` and ``users`` (latest traits per user);
@@ -23,11 +28,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from connectord.records import parse_time
+from .records import parse_time
 
 MAX_NAME = 63  # PostgreSQL's identifier limit; SQLite has none
 MAX_KEY_BYTES = 512  # Segment's string column size; far below PostgreSQL's index row limit
@@ -36,6 +42,58 @@ MAX_DEPTH = 4
 RESERVED_TABLES = frozenset(
     {"tracks", "identifies", "users", "groups", "pages", "screens", "aliases", "audiences"}
 )
+# Column types, named as PostgreSQL names them; other stores map them to their own.
+BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
+    "boolean",
+    "bigint",
+    "double precision",
+    "timestamp with time zone",
+    "text",
+)
+_NUMERIC = frozenset({BIGINT, DOUBLE})
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d(:?\d\d)?)$")
+
+
+def value_type(value: Any) -> str | None:
+    """The PostgreSQL type a value asks for; ``None`` for NULL. Text is a time only if
+    it is a real ISO 8601 instant (``2024-13-45T..`` stays text)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return BIGINT
+    if isinstance(value, float):
+        return DOUBLE
+    if isinstance(value, str) and is_time(value):
+        return TIMESTAMPTZ
+    return TEXT
+
+
+@functools.lru_cache(maxsize=8192)  # load times and bulk timestamps repeat
+def is_time(text: str) -> bool:
+    """Whether text is a real ISO 8601 instant (a `TIMESTAMPTZ` value)."""
+    if not _ISO_TIME.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return True
+
+
+def widen(current: str | None, incoming: str | None) -> str | None:
+    """The narrowest type that holds both: bigint and double → double; any other mix
+    → text. Used to type a new column from the values of one batch."""
+    if current is None or current == incoming:
+        return incoming if current is None else current
+    if incoming is None:
+        return current
+    if current in _NUMERIC and incoming in _NUMERIC:
+        return DOUBLE
+    return TEXT
+
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
 
