@@ -15,5 +15,5 @@ def _packages(root: str, prefix: str) -> list[str]:
 setup(
     packages=_packages("core", "connectord") + _packages("plugins", "connectord.plugins"),
     package_dir={"connectord": "core", "connectord.plugins": "plugins"},
-    package_data={"connectord": ["py.typed", "templates/**/*"]},
+    package_data={"connectord": ["py.typed", "templates/**/*", "ui/static/*"]},
 )

@@ -75,8 +75,13 @@ class PluginContext:
     :param base_dir: the directory of the config file; resolve relative paths against it.
     :param http: returns the connector's shared `aiohttp.ClientSession` (TLS verified,
         timeouts set, created on first use and closed with the connector).
+    :param count: ``count(event, n=1)`` adds to ``connectord_plugin_events{connector,
+        plugin, event}``, for what a plugin does that operators should see (names it
+        changed to fit a vendor's rules, ...); a no-op outside the daemon.
     :param enqueue: for push sources only: commit records to the connector's durable
         queue; returns once they are on disk. Raises `QueueFull` when the queue is full.
+    :param dead_letter: for push sources only: keep ``(part, reason)`` pairs, parts of
+        a request that cannot become records, as dead letters; returns once on disk.
     :param queue_room: for push sources only: how many more records the queue takes now
         (its bound minus its depth), for sources that must refuse before acting.
     """
@@ -86,7 +91,9 @@ class PluginContext:
     state: KeyValueStore
     base_dir: Path
     http: Callable[[], aiohttp.ClientSession]
+    count: Callable[..., None] = lambda event, n=1: None
     enqueue: Callable[[list[Record]], Awaitable[None]] | None = None
+    dead_letter: Callable[[list[tuple[Any, str]]], Awaitable[None]] | None = None
     queue_room: Callable[[], int] | None = None
 
 
@@ -194,6 +201,15 @@ class PushSource(Source):
         if self.context.enqueue is None:
             raise RuntimeError("this source was not started by the daemon")
         await self.context.enqueue(records)
+
+    async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
+        """Keep ``(part, reason)`` pairs as dead letters (stage ``ingest``), for the parts
+        of a request the source accepts but cannot turn into records; durable on return."""
+        if not parts:
+            return
+        if self.context.dead_letter is None:
+            raise RuntimeError("this source was not started by the daemon")
+        await self.context.dead_letter(parts)
 
     def error_response(self, error: IngestError) -> web.StreamResponse:
         """Render an `IngestError` the way the vendor's clients expect."""

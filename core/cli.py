@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from datetime import UTC, datetime
@@ -251,6 +252,37 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  notice:       {key}: {text}")
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
+
+
+@cli.command()
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds.")
+def top(config: str | None, interval: float) -> None:
+    """Live view of every connector: rates, queue, dead letters, health, last run."""
+    cfg, _ = _load(config)
+    from .top import run_top
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_top(cfg, interval=max(0.2, interval))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--mapped", is_flag=True, help="After the mappings (default: as received).")
+def tap(name: str, config: str | None, mapped: bool) -> None:
+    """Stream the records flowing through a connector as JSON lines (secrets redacted)."""
+    cfg, _ = _load(config)
+    _known(cfg, name)
+    from .tap import stream_to
+    from .ui.client import DaemonUnreachable
+
+    try:
+        stream_to(cfg, name, mapped=mapped, out=sys.stdout, notes=sys.stderr)
+    except DaemonUnreachable as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.group()

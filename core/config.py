@@ -133,6 +133,12 @@ class DaemonSettings(BaseModel):
         10 * 1024 * 1024, ge=1024, description="Largest request body any push endpoint reads."
     )
     timezone: str = Field("UTC", description="Time zone for cron schedules.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Token the status page (/ui/), `connectord top` and `connectord tap` "
+        "require off loopback (listener or client not on 127.0.0.1/::1). Unset: off "
+        "loopback they are refused. Or admin_token_file.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -383,11 +389,13 @@ class _Validator:
             )
             return DaemonSettings()
         table, _ = self.interpolate(("daemon",), table, strict=True)
+        table = self.read_secret_files(("daemon",), table, DaemonSettings)
         try:
             settings = DaemonSettings.model_validate(table)
         except ValidationError as err:
             self.pydantic_issues(("daemon",), err, DaemonSettings, noun="setting")
             return DaemonSettings()
+        self.secrets.update(secret_values(settings))
         try:
             make_trigger("every 1m", settings.timezone)
         except Exception:

@@ -22,7 +22,7 @@ from .delivery import BudgetExceeded, Outcome, Pipeline, Stopping, Throttle
 from .errors import IngestError, QueueFull
 from .http import new_session
 from .metrics import Metrics
-from .state import AsyncStore, QueueRow, StateNamespace, Store, state_namespace
+from .state import AsyncStore, DeadLetter, QueueRow, StateNamespace, Store, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
 
@@ -86,9 +86,15 @@ class ConnectorRuntime:
             state=StateNamespace(self.store, state_namespace(self.name, spec.type)),
             base_dir=self.base_dir,
             http=self.http,
+            count=lambda event, n=1: self._count_event(spec.type, event, n),
             enqueue=self.enqueue if push else None,
+            dead_letter=self.dead_letter if push else None,
             queue_room=(lambda: self.config.delivery.max_queue - self.depth) if push else None,
         )
+
+    def _count_event(self, plugin: str, event: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.plugin_events.labels(self.name, plugin, event).inc(n)
 
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -169,6 +175,15 @@ class ConnectorRuntime:
             await self._session.close()
 
     # --- push: the durable queue ------------------------------------------------------
+
+    async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
+        """Store parts a push source accepted but could not turn into records."""
+        dead = [DeadLetter(self.name, encode(p), reason, "ingest") for p, reason in parts]
+        await self.store.write(Store.add_dead_letters, self.name, dead)
+        if self.metrics is not None:
+            self.metrics.records_in.labels(self.name).inc(len(dead))
+            self.metrics.records_rejected.labels(self.name).inc(len(dead))
+            self.metrics.dead_letters.labels(self.name).inc(len(dead))
 
     async def enqueue(self, records: list[Record]) -> None:
         """Commit records to the queue; returns once they are durable."""
@@ -459,11 +474,20 @@ def serialize(records: list[Record], now: str) -> list[bytes]:
             record["receivedAt"] = now
         if "timestamp" not in record:
             record["timestamp"] = record["receivedAt"]
-        try:
-            bodies.append(orjson.dumps(record))
-        except orjson.JSONEncodeError as err:
-            raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
+        bodies.append(encode(record))
     return bodies
+
+
+def encode(value: Any) -> bytes:
+    """JSON for the state file.
+
+    :raises IngestError: the value nests deeper than orjson encodes (254 levels) or holds
+        something that is not JSON; the request is refused before anything is stored.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as err:
+        raise IngestError(400, "invalid_json", f"record cannot be stored: {err}") from None
 
 
 def _describe(err: Exception) -> str:

@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import __version__, systemd
+from . import __version__, cors, systemd
 from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
 from .errors import StateError
@@ -35,6 +35,7 @@ from .registry import Registry
 from .schedule import make_trigger
 from .server import create_app, parse_listen
 from .state import AsyncStore, Store
+from .ui import install as install_ui
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
 UNFINISHED_RUNS = frozenset({"interrupted", "cancelled"})
@@ -173,6 +174,8 @@ class Daemon:
             self._expected,
             max_body_bytes=self.config.daemon.max_body_bytes,
         )
+        cors.install(app, lambda: self.config)
+        install_ui(app, lambda: self.config, self.store, self._health)
         self.runner = web.AppRunner(
             app,
             access_log=None,

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from . import records as record_model
+from . import tap
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
@@ -150,8 +151,10 @@ class Pipeline:
         deadline = None if budget is None else time.monotonic() + budget
         reasons: dict[int, list[str]] = {}
         stages: dict[int, str] = {}
+        tap.publish(self.connector, "raw", records)
         items = self._validate(records, reasons, stages)
         items = await self._map(items, reasons, stages)
+        tap.publish(self.connector, "mapped", (item.record for item in items))
         mapped_origins = {item.origin for item in items}
         outcome = Outcome()
         for start in range(0, len(items), self.chunk_size):

@@ -78,6 +78,12 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.plugin_events = Counter(
+            "connectord_plugin_events",
+            "What plugins count through PluginContext.count, by plugin and event.",
+            ["connector", "plugin", "event"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -104,6 +104,26 @@ def m002_run_requests(db: Database) -> None:
     )
 
 
+@migrations(name="m003_ui_history")
+def m003_ui_history(db: Database) -> None:
+    # The status page's charts: each connector's cumulative counters sampled once a
+    # minute (the latest sample of a minute wins), pruned to the last 48 hours.
+    _execute_all(
+        db,
+        """
+        CREATE TABLE ui_history (
+            connector TEXT NOT NULL,
+            minute INTEGER NOT NULL,
+            received INTEGER NOT NULL,
+            delivered INTEGER NOT NULL,
+            rejected INTEGER NOT NULL,
+            queue_depth INTEGER NOT NULL,
+            PRIMARY KEY (connector, minute)
+        ) WITHOUT ROWID
+        """,
+    )
+
+
 def _execute_all(db: Database, script: str) -> None:
     """Run each statement with `execute` (``executescript`` would commit mid-migration)."""
     for statement in script.split(";"):

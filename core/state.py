@@ -204,6 +204,14 @@ class Store:
 
     # --- dead letters ------------------------------------------------------------------
 
+    def add_dead_letters(self, connector: str, dead: Sequence[DeadLetter]) -> None:
+        """Dead letters that never went through the queue (refused at ingest): received
+        and rejected at once, so received = delivered + rejected + queued still holds."""
+        now = _now()
+        with self.db.atomic():
+            self._insert_dead(dead, now)
+            self._bump(connector, received=len(dead), rejected=len(dead), received_at=now)
+
     def _insert_dead(self, dead: Sequence[DeadLetter], now: float) -> None:
         if dead:
             self.conn.executemany(

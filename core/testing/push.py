@@ -36,6 +36,7 @@ class PushHarness:
     client: TestClient
     connector: str
     records: list[Record] = field(default_factory=list)
+    dead_letters: list[tuple[Any, str]] = field(default_factory=list)
     requests_committed: int = 0
 
     @property
@@ -106,7 +107,12 @@ async def push_source(
             harness.records.extend(orjson.loads(orjson.dumps(records)))
             harness.requests_committed += 1
 
+        async def dead_letter(parts: list[tuple[Any, str]]) -> None:
+            copied = orjson.loads(orjson.dumps(parts))  # as stored: JSON, not live objects
+            holder["harness"].dead_letters.extend((part, reason) for part, reason in copied)
+
         context.enqueue = enqueue
+        context.dead_letter = dead_letter
         source = cls(_options(cls, options), context)
         await source.start()
         stack.push_async_callback(source.close)

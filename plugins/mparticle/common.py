@@ -37,8 +37,9 @@ class Settings:
     :param other_events: what to do with events that are not custom events, screen
         views, commerce events or attribute changes: drop them, or forward them as
         ``track`` records named after their mParticle type.
-    :param enforce_limits: apply the Events API's name/value limits (mParticle's own
-        outputs were already checked by mParticle).
+    :param enforce_limits: apply the Events API's name/value limits and its required
+        ``custom_event_type`` (mParticle's own outputs were already checked by
+        mParticle, and its samples of them leave ``custom_event_type`` out).
     """
 
     user_id: str = "customer_id"
@@ -49,16 +50,24 @@ class Settings:
 
 @dataclass
 class Parsed:
-    """What a request became: records, messages for the parts that were invalid, and
-    how many events were deliberately not forwarded."""
+    """What a request became: records, messages for the parts that were invalid (with
+    the parts themselves, as received, at the same index), and how many events were
+    deliberately not forwarded."""
 
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    parts: list[Any] = field(default_factory=list)
     ignored: int = 0
+
+    def reject(self, message: str, part: Any) -> None:
+        """Note one invalid part: why, and what it was (kept for the dead letter)."""
+        self.errors.append(message)
+        self.parts.append(part)
 
     def add(self, other: Parsed) -> None:
         self.records.extend(other.records)
         self.errors.extend(other.errors)
+        self.parts.extend(other.parts)
         self.ignored += other.ignored
 
 
@@ -77,6 +86,32 @@ class User:
             record["anonymousId"] = self.anonymous_id
         record["context"] = copy_context(self.context)
         return record
+
+
+def segment_context(
+    *,
+    device: dict[str, Any],
+    os: dict[str, Any],
+    app: dict[str, Any],
+    ip: str | None,
+    user_agent: str | None,
+    locale: str | None,
+    mparticle: dict[str, Any],
+) -> dict[str, Any]:
+    """The Segment ``context`` of a user's records, whichever mParticle format the facts
+    came from: each format only says where its fields live (``device_info`` in batches,
+    ``runtime_environment`` in Firehose messages), and this one function shapes them,
+    so both formats give the same context for the same user."""
+    context: dict[str, Any] = {}
+    for key, values in (("device", device), ("os", os), ("app", app)):
+        kept = drop_empty(values)
+        if kept:
+            context[key] = kept
+    put_if(context, "ip", ip)
+    put_if(context, "userAgent", user_agent)
+    put_if(context, "locale", locale)
+    context["mparticle"] = drop_empty(mparticle)
+    return context
 
 
 def copy_context(context: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ EVENTS_PATH = "v2/events"
 BULK_EVENTS_PATH = "v2/bulkevents"
 FIREHOSE_PATH = "firehose"
 WEBHOOK_PATH = "webhook"
+KINESIS_PATH = "kinesis"
 
 # --- Events API limits (mParticle "Default Service Limits") ------------------------------
 
@@ -39,6 +40,9 @@ MAX_LIST_ENTRY_CHARS = 512
 DEFAULT_PARTNER_MAX_BYTES = 4 * 1024 * 1024
 """Firehose and webhook bodies carry many users at once; the default wire cap."""
 MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024
+BODY_SECRET_MAX_BYTES = 1024 * 1024
+"""What a Firehose request without ``Authorization`` may cost before its in-body secret
+is checked: this much on the wire and after inflating, then parsed."""
 MAX_REPORTED_ERRORS = 25
 """Error entries in one error body; the rest are counted."""
 

@@ -14,11 +14,10 @@ hashed ones are kept out of records.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectord import IngestError, Record, __version__
+from connectord import IngestError, Record
 from connectord.records import stable_message_id
 
 from . import const
@@ -40,7 +39,9 @@ from .common import (
     put_if,
     resolve_user,
     scalar_fields,
+    segment_context,
 )
+from .registration import registration_response, response
 
 MESSAGE_TYPES = (
     "module_registration_request",
@@ -96,77 +97,6 @@ def handle_message(message: Any, settings: Settings, *, setting_id: str) -> Fire
     )
 
 
-def response(request: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
-    """The response message matching ``request``: same id, our time, its version."""
-    version = request.get("firehose_version")
-    return {
-        "type": kind,
-        "id": request["id"],
-        "timestamp_ms": int(time.time() * 1000),
-        "firehose_version": version if isinstance(version, str) else const.FIREHOSE_VERSION,
-        **extra,
-    }
-
-
-def registration_response(request: dict[str, Any], setting_id: str) -> dict[str, Any]:
-    """What connectord asks mParticle for: raw customer ids, device ids and push tokens,
-    the mpid, user attributes (also on audience messages) and one confidential account
-    setting that carries the shared secret."""
-    secret_setting = {
-        "type": "text",
-        "id": setting_id,
-        "name": "connectord shared secret",
-        "description": "The firehose_secret configured for this connector in connectord.",
-        "visible": True,
-        "required": True,
-        "confidential": True,
-    }
-    identities = [
-        {"type": t, "encoding": "raw", "required": False}
-        for t in ("customer", "email", "other", "mobile_number")
-    ]
-    devices = [
-        {"type": t, "encoding": "raw", "required": False}
-        for t in (
-            *const.FIREHOSE_DEVICE_IDS,
-            *const.FIREHOSE_ADVERTISING_IDS[:2],
-            *const.FIREHOSE_PUSH_TOKENS,
-        )
-    ]
-    return response(
-        request,
-        "module_registration_response",
-        sdk_version=const.FIREHOSE_VERSION,
-        name="connectord",
-        version=__version__,
-        description="Forwards mParticle events, user attributes and audiences to any "
-        "connectord destination.",
-        permissions={
-            "user_identities": identities,
-            "device_identities": devices,
-            "allow_access_mpid": True,
-            "allow_user_attributes": True,
-            "allow_audience_user_attribute_sharing": True,
-            "allow_access_ip_address": True,
-            "allow_access_http_user_agent": True,
-            "allow_access_device_application_stamp": True,
-        },
-        event_processing_registration={
-            "account_settings": [secret_setting],
-            "supported_event_types": sorted(const.FIREHOSE_EVENT_TYPES),
-            "supported_runtime_environments": [
-                "android",
-                "ios",
-                "tvos",
-                "mobileweb",
-                "unknown",
-            ],
-            "max_data_age_hours": 24,
-        },
-        audience_processing_registration={"account_settings": [secret_setting]},
-    )
-
-
 def account_secret(message: Any, setting_id: str) -> str | None:
     """The shared secret mParticle sends in ``account.account_settings``, if any."""
     if not isinstance(message, dict):
@@ -188,18 +118,18 @@ def event_processing(message: dict[str, Any], settings: Settings) -> Parsed:
     if events is None or events == []:
         return parsed
     if not isinstance(events, list):
-        parsed.errors.append(f'"events" must be an array; found {kind_of(events)}')
+        parsed.reject(f'"events" must be an array; found {kind_of(events)}', events)
         return parsed
     try:
         user = firehose_user(message, settings)
     except Invalid as err:
-        parsed.errors.append(f"request: {err}")
+        parsed.reject(f"request: {err}", without_account(message))
         return parsed
     request_id = message["id"]
     try:
         traits = firehose_user_attributes(message)
     except Invalid as err:
-        parsed.errors.append(f"user_attributes: {err}")
+        parsed.reject(f"user_attributes: {err}", message.get("user_attributes"))
     else:
         if traits:
             record = user.stamp({"type": "identify", "traits": traits})
@@ -210,7 +140,7 @@ def event_processing(message: dict[str, Any], settings: Settings) -> Parsed:
         try:
             records = firehose_event(event, user, settings, request_id, index)
         except Invalid as err:
-            parsed.errors.append(f"event {index}{_hint(event)}: {err}")
+            parsed.reject(f"event {index}{_hint(event)}: {err}", event)
             continue
         if records is None:
             parsed.ignored += 1
@@ -303,9 +233,12 @@ def audience_subscription(message: dict[str, Any]) -> FirehoseResult:
     )
     action, audience_id = message.get("action"), message.get("audience_id")
     if not one_of(action, SUBSCRIPTION_ACTIONS):
-        result.parsed.errors.append(f'"action" must be add, update or remove; found {action!r:.40}')
+        result.parsed.reject(
+            f'"action" must be add, update or remove; found {action!r:.40}',
+            without_account(message),
+        )
     elif _audience_id(audience_id) is None:
-        result.parsed.errors.append('"audience_id" is missing')
+        result.parsed.reject('"audience_id" is missing', without_account(message))
     else:
         result.subscription = {
             "audience_id": _audience_id(audience_id),
@@ -323,7 +256,7 @@ def membership_change(message: dict[str, Any], settings: Settings) -> Parsed:
     if profiles is None or profiles == []:
         return parsed
     if not isinstance(profiles, list):
-        parsed.errors.append(f'"user_profiles" must be an array; found {kind_of(profiles)}')
+        parsed.reject(f'"user_profiles" must be an array; found {kind_of(profiles)}', profiles)
         return parsed
     timestamp = epoch_ms_to_iso(message.get("timestamp_ms"))
     for index, profile in enumerate(profiles):
@@ -333,7 +266,7 @@ def membership_change(message: dict[str, Any], settings: Settings) -> Parsed:
             if not isinstance(audiences, list):
                 raise Invalid(f'"audiences" must be an array; found {kind_of(audiences)}')
         except Invalid as err:
-            parsed.errors.append(f"user_profiles[{index}]: {err}")
+            parsed.reject(f"user_profiles[{index}]: {err}", profile)
             continue
         who = user.context["mparticle"].get("mpid") or user.user_id or index
         for position, audience in enumerate(audiences):
@@ -342,7 +275,7 @@ def membership_change(message: dict[str, Any], settings: Settings) -> Parsed:
                     audience_records(audience, user, (message["id"], who), timestamp)
                 )
             except Invalid as err:
-                parsed.errors.append(f"user_profiles[{index}].audiences[{position}]: {err}")
+                parsed.reject(f"user_profiles[{index}].audiences[{position}]: {err}", audience)
     return parsed
 
 
@@ -395,6 +328,8 @@ def audience_attributes(value: Any) -> dict[str, Any]:
         raise Invalid(f'"user_attributes" must be an array; found {kind_of(value)}')
     traits: dict[str, Any] = {}
     for entry in value:
+        if entry == {}:
+            continue  # mParticle's own sample carries an empty entry
         if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
             raise Invalid('each user_attributes entry needs a "key"')
         action = entry.get("action", "upsert")
@@ -464,46 +399,41 @@ def firehose_context(
     device_ids: dict[str, str],
     mpid: str | None,
 ) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    device = drop_empty(
-        {
+    """Where a Firehose message keeps its context facts: ``runtime_environment``."""
+    return segment_context(
+        device={
             "id": _first(device_ids, const.FIREHOSE_DEVICE_IDS),
             "advertisingId": _first(device_ids, const.FIREHOSE_ADVERTISING_IDS),
             "token": _first(device_ids, const.FIREHOSE_PUSH_TOKENS),
             "manufacturer": as_text(env.get("manufacturer")),
             "model": as_text(env.get("model")),
             "type": as_text(env.get("type")),
-        }
-    )
-    if device:
-        context["device"] = device
-    os_info = drop_empty(
-        {"name": as_text(env.get("type")), "version": as_text(env.get("os_version"))}
-    )
-    if os_info:
-        context["os"] = os_info
-    app = drop_empty(
-        {
+        },
+        os={"name": as_text(env.get("type")), "version": as_text(env.get("os_version"))},
+        app={
             "name": as_text(env.get("application_name")),
             "version": as_text(env.get("application_version")),
             "build": as_text(env.get("build_id")),
             "namespace": as_text(env.get("application_package")),
-        }
-    )
-    if app:
-        context["app"] = app
-    put_if(context, "ip", as_text(env.get("client_ip_address")))
-    put_if(context, "userAgent", as_text(env.get("http_header_user_agent")))
-    put_if(context, "locale", as_text(env.get("locale_language")))
-    context["mparticle"] = drop_empty(
-        {
+        },
+        ip=as_text(env.get("client_ip_address")),
+        user_agent=as_text(env.get("http_header_user_agent")),
+        locale=as_text(env.get("locale_language")),
+        mparticle={
             "mpid": mpid,
             "identities": dict(ids) or None,
             "device_id": as_text(message.get("device_application_stamp")),
             "source_channel": as_text(message.get("source_channel")),
-        }
+        },
     )
-    return context
+
+
+def without_account(message: Any) -> Any:
+    """A message as a dead letter may keep it: ``account`` carries the customer's
+    account settings, the shared secret among them."""
+    if isinstance(message, dict):
+        return {k: v for k, v in message.items() if k != "account"}
+    return message
 
 
 def firehose_user_attributes(message: dict[str, Any]) -> dict[str, Any]:

@@ -29,21 +29,31 @@ from .common import (
     as_text,
     attribute_map,
     canonical_identity,
-    drop_empty,
     epoch_ms_to_iso,
     first_text,
     kind_of,
     one_of,
     parse_mpid,
-    put_if,
     required_text,
     resolve_user,
     scalar_fields,
+    segment_context,
 )
 
 
 def parse_events_request(payload: Any, settings: Settings, *, bulk: bool) -> Parsed:
     """``POST /v2/events`` (one batch) or ``/v2/bulkevents`` (an array of batches)."""
+    parsed = Parsed()
+    for _, batch_parsed in events_request_batches(payload, settings, bulk=bulk):
+        parsed.add(batch_parsed)
+    return parsed
+
+
+def events_request_batches(
+    payload: Any, settings: Settings, *, bulk: bool
+) -> list[tuple[Any, Parsed]]:
+    """Each batch of an Events API request with what it became: mParticle accepts or
+    refuses bulk requests batch by batch, so the caller needs them apart."""
     if bulk:
         if not isinstance(payload, list):
             raise IngestError(
@@ -68,10 +78,10 @@ def parse_events_request(payload: Any, settings: Settings, *, bulk: bool) -> Par
                 "Send arrays of batches to v2/bulkevents",
             )
         batches = [("batch", payload)]
-    parsed = Parsed()
-    for label, batch in batches:
-        parsed.add(parse_batch(batch, settings, label, identities="object"))
-    return parsed
+    return [
+        (batch, parse_batch(batch, settings, label, identities="object"))
+        for label, batch in batches
+    ]
 
 
 def parse_webhook_request(payload: Any, settings: Settings) -> Parsed:
@@ -101,14 +111,14 @@ def parse_batch(
     try:
         user, events = _batch_head(batch, settings, identities)
     except Invalid as err:
-        parsed.errors.append(f"{label}: {err}")
+        parsed.reject(f"{label}: {err}", batch)
         return parsed
     key = _batch_key(batch)
     batch_time = _optional_time(batch.get("timestamp_unixtime_ms"))
     try:
         identify = _batch_identify(batch, user, settings, key, batch_time)
     except Invalid as err:
-        parsed.errors.append(f"{label}, user_attributes: {err}")
+        parsed.reject(f"{label}, user_attributes: {err}", _attributes_part(batch))
     else:
         if identify is not None:
             parsed.records.append(identify)
@@ -117,7 +127,7 @@ def parse_batch(
         try:
             records = event_records(event, user, settings, key, index, batch_time)
         except Invalid as err:
-            parsed.errors.append(f"{where}{_event_hint(event)}: {err}")
+            parsed.reject(f"{where}{_event_hint(event)}: {err}", event)
             continue
         if records is None:
             parsed.ignored += 1
@@ -152,6 +162,15 @@ def _batch_head(
     context = batch_context(batch, ids, mpid)
     user = resolve_user(ids, mpid, context, settings)
     return user, events
+
+
+def _attributes_part(batch: dict[str, Any]) -> dict[str, Any]:
+    """The user-attribute part of a batch, as a dead letter keeps it."""
+    return {
+        k: batch[k]
+        for k in ("mpid", "user_identities", "user_attributes", "deleted_user_attributes")
+        if k in batch
+    }
 
 
 def _batch_key(batch: dict[str, Any]) -> str | None:
@@ -223,13 +242,12 @@ def identities_from_array(value: Any) -> dict[str, str]:
 
 
 def batch_context(batch: dict[str, Any], ids: dict[str, str], mpid: str | None) -> dict[str, Any]:
-    """Segment-style ``context`` from device_info, application_info and the batch."""
+    """Where a batch keeps its context facts: ``device_info``, ``application_info``."""
     device_info = batch.get("device_info") if isinstance(batch.get("device_info"), dict) else {}
     app_info = batch.get("application_info")
     app_info = app_info if isinstance(app_info, dict) else {}
-    context: dict[str, Any] = {}
-    device = drop_empty(
-        {
+    return segment_context(
+        device={
             "id": first_text(device_info, const.DEVICE_ID_FIELDS),
             "advertisingId": first_text(device_info, const.ADVERTISING_ID_FIELDS),
             "token": as_text(device_info.get("push_token")),
@@ -237,46 +255,28 @@ def batch_context(batch: dict[str, Any], ids: dict[str, str], mpid: str | None) 
             "model": as_text(device_info.get("device_model")),
             "name": as_text(device_info.get("device")),
             "type": _platform(device_info.get("platform")),
-        }
-    )
-    if device:
-        context["device"] = device
-    os_info = drop_empty(
-        {
+        },
+        os={
             "name": as_text(device_info.get("platform")),
             "version": as_text(device_info.get("os_version")),
-        }
-    )
-    if os_info:
-        context["os"] = os_info
-    app = drop_empty(
-        {
+        },
+        app={
             "name": as_text(app_info.get("application_name")),
             "version": as_text(app_info.get("application_version")),
             "build": as_text(app_info.get("application_build_number")),
             "namespace": as_text(app_info.get("package")),
-        }
-    )
-    if app:
-        context["app"] = app
-    put_if(context, "ip", as_text(batch.get("ip")))
-    put_if(context, "userAgent", as_text(device_info.get("http_header_user_agent")))
-    put_if(
-        context,
-        "locale",
-        _locale(device_info.get("locale_language"), device_info.get("locale_country")),
-    )
-    mparticle = drop_empty(
-        {
+        },
+        ip=as_text(batch.get("ip")),
+        user_agent=as_text(device_info.get("http_header_user_agent")),
+        locale=_locale(device_info.get("locale_language"), device_info.get("locale_country")),
+        mparticle={
             "mpid": mpid,
             "identities": dict(ids) or None,
             "device_id": as_text(batch.get("mp_deviceid")),
             "environment": as_text(batch.get("environment")),
             "source_request_id": as_text(batch.get("source_request_id")),
-        }
+        },
     )
-    context["mparticle"] = mparticle
-    return context
 
 
 def _platform(value: Any) -> str | None:
@@ -331,10 +331,12 @@ def event_records(
         name = required_text(data, "event_name")
         kind = data.get("custom_event_type")
         if kind is None or kind == "":
-            raise Invalid('Required event field "custom_event_type" is missing or empty.')
-        if not one_of(kind, const.CUSTOM_EVENT_TYPES):
+            if limits:  # mParticle's own outputs leave it out (its Kinesis sample does)
+                raise Invalid('Required event field "custom_event_type" is missing or empty.')
+        elif not one_of(kind, const.CUSTOM_EVENT_TYPES):
             raise Invalid(f'"custom_event_type" {kind!r:.40} is not one of mParticle\'s types.')
-        meta["custom_event_type"] = kind
+        else:
+            meta["custom_event_type"] = kind
         bodies = [{"type": "track", "event": _name(name, limits), "properties": properties}]
     elif event_type == "screen_view":
         name = required_text(data, "screen_name")

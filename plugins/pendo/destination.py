@@ -8,9 +8,10 @@
   integration key; ``?create=true`` on agent fields so missing visitors, accounts and
   fields are created.
 
-Per-record outcomes come back as `DeliveryResult`: Pendo's ``missing``/``errors`` and
-records that break Pendo's name/size rules are rejected with a reason; 429/5xx are
-retried, honouring ``Retry-After``.
+Per-record outcomes come back as `DeliveryResult`: Pendo's ``missing``/``errors`` are
+rejected with a reason; 429/5xx are retried, honouring ``Retry-After``. A property or
+field name Pendo cannot display is renamed or dropped, not the record (Pendo itself
+accepts such events); each such name is logged once and counted (`FixReport`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,18 @@ from connectord import (
 
 from . import const
 from .client import PendoClient
-from .payloads import metadata_target, metadata_values, name_problem, split_fields, track_payload
+from .fixes import FixReport
+from .payloads import (
+    Fixes,
+    metadata_target,
+    metadata_values,
+    name_problem,
+    split_fields,
+    track_payload,
+)
 
 EVENT_TYPES = frozenset({"track", "page", "screen"})
+
 METADATA_TYPES = frozenset({"identify", "group"})
 
 
@@ -70,80 +80,84 @@ class Outcomes:
                 self.retry[index] = error
 
 
+class PendoOptions(Options):
+    """Options of the ``pendo`` destination."""
+
+    track_secret: Secret | None = Field(
+        None,
+        description="Track Event shared secret (Settings > Subscription Settings > "
+        "Applications > App Details); needed for track/page/screen events.",
+    )
+    integration_key: Secret | None = Field(
+        None,
+        description="Integration key with write access (Settings > Integrations > "
+        "Integration Keys); needed for identify/group metadata and `check --online`.",
+    )
+    region: Literal["us", "us1", "eu", "jpn", "au"] = Field(
+        "us",
+        description="Pendo region: us (app.pendo.io), us1, eu, jpn or au.",
+    )
+    base_url: AnyHttpUrl | None = Field(
+        None,
+        description="Pendo host for both APIs, overriding `region` (a proxy, an "
+        "emulator). Default: the region's host, https://app.pendo.io for us.",
+    )
+    track_base_url: AnyHttpUrl | None = Field(
+        None,
+        description="Host for /data/track if it differs from base_url, e.g. https://data.pendo.io.",
+    )
+    page_events: bool = Field(
+        False,
+        description='Send page and screen calls as track events ("Viewed <name> Page"); '
+        "off, they are acknowledged without being sent.",
+    )
+    create_missing: bool = Field(
+        True,
+        description="Add ?create=true to agent metadata calls so that missing visitors, "
+        "accounts and agent fields are created.",
+    )
+    visitor_custom_fields: list[str] = Field(
+        default_factory=list,
+        description="Visitor traits to write as custom fields (defined beforehand in "
+        "Pendo's Data Mappings) instead of agent fields.",
+    )
+    account_custom_fields: list[str] = Field(
+        default_factory=list,
+        description="Group traits to write as custom account fields.",
+    )
+    track_concurrency: int = Field(
+        const.DEFAULT_TRACK_CONCURRENCY,
+        ge=1,
+        le=64,
+        description="Track event calls in flight at once.",
+    )
+
+    @field_validator("visitor_custom_fields", "account_custom_fields")
+    @classmethod
+    def _field_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = name_problem(name, max_length=None)
+            if problem is not None:
+                raise ValueError(f"custom field {name!r}: {problem}")
+        return names
+
+    @model_validator(mode="after")
+    def _credentials(self) -> PendoOptions:
+        if self.track_secret is None and self.integration_key is None:
+            raise ValueError(
+                "set track_secret (track events), integration_key (visitor and account "
+                "metadata), or both"
+            )
+        return self
+
+
 class PendoDestination(Destination):
     """Send Segment-model records to Pendo's Track Events and metadata APIs."""
 
     type = "pendo"
     max_batch_size: ClassVar[int] = const.DEFAULT_METADATA_BATCH
 
-    class Options(Options):
-        track_secret: Secret | None = Field(
-            None,
-            description="Track Event shared secret (Settings > Subscription Settings > "
-            "Applications > App Details); needed for track/page/screen events.",
-        )
-        integration_key: Secret | None = Field(
-            None,
-            description="Integration key with write access (Settings > Integrations > "
-            "Integration Keys); needed for identify/group metadata and `check --online`.",
-        )
-        region: Literal["us", "us1", "eu", "jpn", "au"] = Field(
-            "us",
-            description="Pendo region: us (app.pendo.io), us1, eu, jpn or au.",
-        )
-        base_url: AnyHttpUrl | None = Field(
-            None,
-            description="Pendo host for both APIs, overriding `region` (a proxy, an "
-            "emulator). Default: the region's host, https://app.pendo.io for us.",
-        )
-        track_base_url: AnyHttpUrl | None = Field(
-            None,
-            description="Host for /data/track if it differs from base_url, e.g. "
-            "https://data.pendo.io.",
-        )
-        page_events: bool = Field(
-            False,
-            description='Send page and screen calls as track events ("Viewed <name> Page"); '
-            "off, they are acknowledged without being sent.",
-        )
-        create_missing: bool = Field(
-            True,
-            description="Add ?create=true to agent metadata calls so that missing visitors, "
-            "accounts and agent fields are created.",
-        )
-        visitor_custom_fields: list[str] = Field(
-            default_factory=list,
-            description="Visitor traits to write as custom fields (defined beforehand in "
-            "Pendo's Data Mappings) instead of agent fields.",
-        )
-        account_custom_fields: list[str] = Field(
-            default_factory=list,
-            description="Group traits to write as custom account fields.",
-        )
-        track_concurrency: int = Field(
-            const.DEFAULT_TRACK_CONCURRENCY,
-            ge=1,
-            le=64,
-            description="Track event calls in flight at once.",
-        )
-
-        @field_validator("visitor_custom_fields", "account_custom_fields")
-        @classmethod
-        def _field_names(cls, names: list[str]) -> list[str]:
-            for name in names:
-                problem = name_problem(name, max_length=None)
-                if problem is not None:
-                    raise ValueError(f"custom field {name!r}: {problem}")
-            return names
-
-        @model_validator(mode="after")
-        def _credentials(self) -> PendoDestination.Options:
-            if self.track_secret is None and self.integration_key is None:
-                raise ValueError(
-                    "set track_secret (track events), integration_key (visitor and account "
-                    "metadata), or both"
-                )
-            return self
+    Options = PendoOptions
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
@@ -159,6 +173,7 @@ class PendoDestination(Destination):
             const.VISITOR: frozenset(options.visitor_custom_fields),
             const.ACCOUNT: frozenset(options.account_custom_fields),
         }
+        self.fixes = FixReport(self.log, context.count)
 
     async def check(self) -> str | None:
         done = []
@@ -200,7 +215,10 @@ class PendoDestination(Destination):
     def event(self, record: Record) -> dict[str, Any]:
         if self.client.track_secret is None:
             raise RecordRejected("pendo: track_secret is not set, so events cannot be sent")
-        return track_payload(record)
+        fixes = Fixes()
+        payload = track_payload(record, fixes=fixes)
+        self.fixes.note(fixes, record, payload["event"])
+        return payload
 
     def add_metadata(
         self, index: int, record: Record, metadata: dict[tuple[str, str], dict[str, Entry]]
@@ -210,7 +228,9 @@ class PendoDestination(Destination):
                 "pendo: integration_key is not set, so visitor/account metadata cannot be sent"
             )
         kind, entity = metadata_target(record)
-        values = metadata_values(record.get("traits"))
+        fixes = Fixes()
+        values = metadata_values(record.get("traits"), fixes)
+        self.fixes.note(fixes, record)
         groups = split_fields(values, self.custom[kind]) or {const.AGENT: {}}
         for group, group_values in groups.items():
             entry = metadata.setdefault((kind, group), {}).setdefault(entity, Entry(entity, {}))

@@ -1,12 +1,19 @@
-"""Records → Pendo payloads, with Pendo's name and size rules checked before sending.
+"""Records → Pendo payloads, fitted to Pendo's name and size rules.
 
-Pure functions: they raise `RecordRejected` with a reason an operator can act on, so a
-record Pendo would refuse (or mangle) becomes a dead letter instead of a failed call.
+Pendo accepts events and metadata whose names it cannot display, and events whose
+properties are too large to show (support.pendo.io 360032294291, 360031832072): it
+refuses none of them. So neither do we: a name Pendo cannot use is renamed the way
+Pendo's docs advise (``300`` → ``_300``, other characters → ``_``) or, when no name
+fits, dropped, and the record is sent; every change is reported in `Fixes` so the
+destination can count and log it. Pure functions; `RecordRejected` is left for records
+Pendo has no place for at all (no visitor id, a value that is not JSON-like).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,27 +37,60 @@ def name_problem(name: str, *, max_length: int | None = const.MAX_PROPERTY_NAME)
     return None
 
 
-_GOOD_NAMES: set[str] = set()
-"""Property names already found valid (they repeat from event to event)."""
+_INVALID_CHARACTERS = re.compile(r"[^A-Za-z0-9_]")
 
 
-def check_properties(properties: dict[str, Any]) -> bytes:
-    """Check a track event's properties; return their JSON (for the size rule)."""
-    for name in properties:
-        if name in _GOOD_NAMES:
+def pendo_name(name: str, *, max_length: int | None = const.MAX_PROPERTY_NAME) -> str | None:
+    """``name`` if Pendo can use it, else the closest name it can (other characters
+    become ``_``, a leading digit gets ``_`` before it, ``__x__`` loses its double
+    underscores), or ``None`` when even that breaks a rule (too long)."""
+    if name_problem(name, max_length=max_length) is None:
+        return name
+    fixed = _INVALID_CHARACTERS.sub("_", name)
+    if fixed.startswith("__") and fixed.endswith("__"):
+        fixed = fixed.strip("_")
+    if not fixed or fixed[0].isdigit():
+        fixed = f"_{fixed}"
+    return fixed if name_problem(fixed, max_length=max_length) is None else None
+
+
+@dataclass
+class Fixes:
+    """What was changed to fit Pendo's rules: ``(what, original name, new name or None
+    when dropped)``, and whether the properties were over Pendo's display size."""
+
+    names: list[tuple[str, str, str | None]] = field(default_factory=list)
+    too_large: int | None = None
+
+
+def fit_properties(properties: dict[str, Any], fixes: Fixes) -> dict[str, Any]:
+    """Event properties with every name Pendo can display; over 512 bytes of JSON they
+    are still sent (Pendo keeps the event and shows "event properties JSON too large")."""
+    if all(isinstance(k, str) and name_problem(k) is None for k in properties):
+        fitted = properties
+    else:
+        fitted = _renamed(properties, "event property", fixes, const.MAX_PROPERTY_NAME)
+    size = len(orjson.dumps(fitted))
+    if size > const.MAX_PROPERTIES_BYTES:
+        fixes.too_large = size
+    return fitted
+
+
+def _renamed(
+    values: dict[str, Any], what: str, fixes: Fixes, max_length: int | None
+) -> dict[str, Any]:
+    """Valid names first, so that a renamed key never overwrites a valid one."""
+    out = {k: v for k, v in values.items() if name_problem(str(k), max_length=max_length) is None}
+    for name, value in values.items():
+        if name in out:
             continue
-        problem = name_problem(str(name))
-        if problem is not None:
-            raise RecordRejected(f"pendo: event property name {str(name)[:60]!r}: {problem}")
-        if len(_GOOD_NAMES) < 100_000:
-            _GOOD_NAMES.add(name)
-    encoded = orjson.dumps(properties)
-    if len(encoded) > const.MAX_PROPERTIES_BYTES:
-        raise RecordRejected(
-            f"pendo: event properties are {len(encoded)} bytes of JSON; Pendo keeps at most "
-            f"{const.MAX_PROPERTIES_BYTES} (drop or shorten properties with a `fields` mapping)"
-        )
-    return encoded
+        new = pendo_name(str(name), max_length=max_length)
+        if new is not None and new in out:
+            new = None  # the fixed name is taken: drop rather than overwrite
+        fixes.names.append((what, str(name), new))
+        if new is not None:
+            out[new] = value
+    return out
 
 
 def visitor_of(record: Record) -> str:
@@ -78,12 +118,15 @@ def event_name(record: Record) -> str:
     return f"Loaded a {noun}"
 
 
-def track_payload(record: Record, *, now_ms: int | None = None) -> dict[str, Any]:
-    """The ``POST /data/track`` body for a track, page or screen record."""
+def track_payload(
+    record: Record, *, now_ms: int | None = None, fixes: Fixes | None = None
+) -> dict[str, Any]:
+    """The ``POST /data/track`` body for a track, page or screen record; what had to be
+    changed to fit Pendo's rules goes to ``fixes``."""
     properties = record.get("properties") or {}
     if not isinstance(properties, dict):
         raise RecordRejected("pendo: properties must be an object")
-    check_properties(properties)
+    properties = fit_properties(properties, fixes if fixes is not None else Fixes())
     timestamp = record.get("timestamp")
     if timestamp in (None, ""):
         millis = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -149,39 +192,35 @@ def metadata_target(record: Record) -> tuple[str, str]:
     return const.ACCOUNT, str(account)
 
 
-def metadata_values(traits: Any) -> dict[str, Any]:
+def metadata_values(traits: Any, fixes: Fixes | None = None) -> dict[str, Any]:
     """Traits as Pendo metadata: nested objects flattened (``address_city``), nulls
-    skipped, the ``id`` trait left out (the visitor/account id is the id)."""
+    skipped, the ``id`` trait left out (the visitor/account id is the id). Names Pendo
+    cannot use are renamed as its docs advise; values it cannot store (lists of
+    objects) are dropped; both are reported in ``fixes``."""
     if traits is None:
         return {}
     if not isinstance(traits, dict):
         raise RecordRejected("pendo: traits must be an object")
+    fixes = fixes if fixes is not None else Fixes()
     values: dict[str, Any] = {}
-    _flatten(traits, "", values)
+    _flatten(traits, "", values, fixes)
     values.pop("id", None)
-    return values
+    return _renamed(values, "metadata field", fixes, None)
 
 
-def _flatten(traits: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+def _flatten(traits: dict[str, Any], prefix: str, out: dict[str, Any], fixes: Fixes) -> None:
     for key, value in traits.items():
         name = f"{prefix}{key}"
         if value is None:
             continue
         if isinstance(value, dict):
-            _flatten(value, f"{name}{const.METADATA_SEPARATOR}", out)
-            continue
-        problem = name_problem(name, max_length=None)
-        if problem is not None:
-            raise RecordRejected(f"pendo: metadata field name {name[:60]!r}: {problem}")
-        if isinstance(value, list):
-            if not all(isinstance(item, SCALARS) for item in value):
-                raise RecordRejected(
-                    f"pendo: metadata field {name!r} is a list of objects; Pendo metadata "
-                    "values are text, numbers, booleans, dates or lists of those"
-                )
-        elif not isinstance(value, SCALARS):
-            raise RecordRejected(f"pendo: metadata field {name!r} has an unsupported value")
-        out[name] = value
+            _flatten(value, f"{name}{const.METADATA_SEPARATOR}", out, fixes)
+        elif isinstance(value, SCALARS) or (
+            isinstance(value, list) and all(isinstance(item, SCALARS) for item in value)
+        ):
+            out[name] = value
+        else:
+            fixes.names.append(("metadata value", name, None))
 
 
 def split_fields(values: dict[str, Any], custom: frozenset[str]) -> dict[str, dict[str, Any]]:

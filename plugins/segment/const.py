@@ -22,11 +22,16 @@ SHORT_PATHS = {
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization, X-Retry-Count",
+    "Access-Control-Expose-Headers": "Retry-After, X-RateLimit-Reset",
     "Access-Control-Max-Age": "86400",
 }
 """Browsers post from any site; the write key, not a cookie, authenticates, so any
-origin may read the answer."""
+origin may read the answer. The allowed request headers are what analytics.js
+(``@segment/analytics-next``) sends: ``Content-Type: text/plain``, ``Authorization:
+Basic`` with the write key, and ``X-Retry-Count`` on every retry
+(``src/plugins/segmentio/fetch-dispatcher.ts`` and ``batched-dispatcher.ts``). The
+library reads ``Retry-After`` on 429s, so it is exposed."""
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """Largest single message (and single-message request body)."""
@@ -35,22 +40,12 @@ MAX_BATCH_BYTES = 500 * 1024
 """Largest batch request body, after decompression."""
 
 MAX_BATCH_MESSAGES = 2500
-"""Most messages one batch request may carry."""
-
-MAX_MESSAGE_ID_LENGTH = 100
+"""Segment's documented count per batch; more "returns 200 but the events are
+rejected". connectord stores them all instead (the body is within 500 KB anyway)."""
 
 # Error codes in {"success": false, "code": ..., "message": ...} bodies.
 INVALID_JSON = "invalid_json"
 INVALID_BATCH = "invalid_batch"
 TOO_LARGE = "payload_too_large"
-TOO_MANY_MESSAGES = "too_many_messages"
-UNAUTHORIZED = "invalid_write_key"
-INVALID_MESSAGE = "invalid_message"
-INVALID_TYPE = "invalid_type"
-INVALID_TIMESTAMP = "invalid_timestamp"
-INVALID_MESSAGE_ID = "invalid_message_id"
 MESSAGE_TOO_LARGE = "message_too_large"
-NO_USER = "no_user_anon_id"
-NO_EVENT = "no_event"
-NO_GROUP_ID = "no_group_id"
-NO_PREVIOUS_ID = "no_previous_id"
+UNAUTHORIZED = "invalid_write_key"

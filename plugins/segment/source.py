@@ -4,9 +4,14 @@ Any Segment (or RudderStack) library whose host is set to
 ``http://<daemon>/ingest/<connector>`` sends here: ``POST v1/batch`` (aliases ``v1/import``
 and analytics.js's ``v1/b``) and the single-message routes ``v1/identify``, ``v1/track``,
 ``v1/page``, ``v1/screen``, ``v1/group``, ``v1/alias`` (and analytics.js's ``v1/i``,
-``v1/t``, ``v1/p``, ``v1/s``, ``v1/g``, ``v1/a``), with CORS for browsers. Answers are
-Segment's: ``200 {"success": true}`` once the messages are durable, ``400``/``401`` with
-``{"success": false, "code", "message"}``.
+``v1/t``, ``v1/p``, ``v1/s``, ``v1/g``, ``v1/a``), with CORS for browsers.
+
+Answers are Segment's ("Errors", HTTP API docs): ``200 {"success": true}`` once the
+messages are durable, for every request except JSON errors and oversize, which get
+``400`` (and a bad write key, ``401``), with ``{"success": false, "code", "message"}``.
+A message Segment would accept and then drop (no ``userId``/``anonymousId``, a track
+without ``event``, ...) is stored all the same: the framework's record check turns it
+into a dead letter that says why, so it is neither lost silently nor retried forever.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
@@ -22,7 +27,7 @@ from pydantic import Field, field_validator
 
 from connectord import IngestError, Options, PushSource, Record, Route, Secret
 from connectord.ingest import basic_credentials, json_response, parse_json, read_body, secrets_match
-from connectord.records import iso, new_message_id, parse_time
+from connectord.records import iso, new_message_id, parse_time, problem
 
 from . import const
 
@@ -35,6 +40,8 @@ class SegmentSource(PushSource):
     type = "segment.http"
     max_body_bytes = const.MAX_BATCH_BYTES
     max_decompressed_bytes = const.MAX_BATCH_BYTES
+    cors_headers: ClassVar[dict[str, str]] = const.CORS_HEADERS
+    """Put on every answer under this connector's path by `connectord.cors`."""
 
     class Options(Options):
         write_key: Secret | list[Secret] = Field(
@@ -61,8 +68,8 @@ class SegmentSource(PushSource):
         super().__init__(options, context)
         keys = options.write_key if isinstance(options.write_key, list) else [options.write_key]
         self.write_keys = [key.get_secret_value() for key in keys]
-        self.rejected = Counter[str]()
-        """Messages refused inside otherwise accepted batches, by error code."""
+        self.invalid = Counter[str]()
+        """Accepted messages that break the record model (dead letters to be), by reason."""
 
     def routes(self) -> list[Route]:
         routes = [Route("POST", path, self.receive_batch) for path in const.BATCH_PATHS]
@@ -75,16 +82,14 @@ class SegmentSource(PushSource):
 
     def error_response(self, error: IngestError) -> web.StreamResponse:
         """Segment's error body, for our errors and the framework's (queue full, 503)."""
-        response = json_response(
+        return json_response(
             {"success": False, "code": error.code, "message": error.message},
             status=error.status,
             retry_after=error.retry_after,
         )
-        response.headers.update(const.CORS_HEADERS)
-        return response
 
     async def preflight(self, request: web.Request) -> web.Response:
-        """CORS preflight for browsers (analytics.js)."""
+        """CORS preflight for browsers (analytics.js); `connectord.cors` adds the headers."""
         return web.Response(status=204, headers=const.CORS_HEADERS)
 
     # --- handlers ---------------------------------------------------------------------
@@ -99,47 +104,15 @@ class SegmentSource(PushSource):
             raise IngestError(
                 400, const.INVALID_BATCH, 'a batch request needs "batch": an array of messages'
             )
-        if len(messages) > const.MAX_BATCH_MESSAGES:
-            raise IngestError(
-                400,
-                const.TOO_MANY_MESSAGES,
-                f"{len(messages)} messages in one batch; the limit is {const.MAX_BATCH_MESSAGES}",
-            )
+        check_messages(messages, check_size=len(body) > const.MAX_MESSAGE_BYTES)
         envelope = Envelope.of(payload, request)
-        check_size = len(body) > const.MAX_MESSAGE_BYTES  # else no message can be too large
-        records: list[Record] = []
-        positions: list[int] = []
-        refused: list[tuple[int, IngestError]] = []
-        for index, message in enumerate(messages):
-            try:
-                if check_size:
-                    check_message_size(message)
-                records.append(normalize(message, None, envelope))
-                positions.append(index)
-            except IngestError as err:
-                refused.append((index, err))
-        try:
-            if records:
-                await self.ingest(records)
-        except IngestError as err:
-            if err.code != const.INVALID_JSON or len(records) == 1:
-                raise
-            # A message the queue cannot encode (nesting beyond orjson's 254 levels)
-            # sank the request: refuse it alone and store the others.
-            records = self.encodable(records, positions, refused)
-            if records:
-                await self.ingest(records)
-        if refused:
-            self.note_refused(refused, len(records))
-            if not records:
-                raise refused[0][1]
+        await self.keep([normalize(message, None, envelope) for message in messages])
         return success()
 
     async def receive_single(self, kind: str, request: web.Request) -> web.Response:
         body = await self.read(request, const.MAX_MESSAGE_BYTES)
         payload = self.authenticated_payload(request, body)
-        record = normalize(payload, kind, Envelope.of({}, request))
-        await self.ingest([record])
+        await self.keep([normalize(payload, kind, Envelope.of({}, request))])
         return success()
 
     # --- steps ------------------------------------------------------------------------
@@ -192,37 +165,23 @@ class SegmentSource(PushSource):
             )
         return payload
 
-    @staticmethod
-    def encodable(
-        records: list[Record], positions: list[int], refused: list[tuple[int, IngestError]]
-    ) -> list[Record]:
-        kept = []
-        for record, index in zip(records, positions, strict=True):
-            try:
-                orjson.dumps(record)
-            except orjson.JSONEncodeError as err:
-                refused.append(
-                    (index, IngestError(400, const.INVALID_MESSAGE, f"cannot be stored: {err}"))
-                )
-            else:
-                kept.append(record)
-        refused.sort(key=lambda item: item[0])
-        return kept
-
-    def note_refused(self, refused: list[tuple[int, IngestError]], accepted: int) -> None:
-        codes = Counter(err.code for _, err in refused)
-        self.rejected.update(codes)
-        self.log.warning(
-            "segment.messages.rejected",
-            rejected=len(refused),
-            accepted=accepted,
-            codes=dict(codes),
-            first=[{"index": i, "code": e.code, "message": e.message} for i, e in refused[:5]],
-        )
+    async def keep(self, records: list[Record]) -> None:
+        """Store what Segment would accept. Messages Segment answers 200 to but cannot
+        use (no ids, no event name, an unknown type) become dead letters with the
+        reason, durable before the answer, rather than queued records that break the
+        record model; the count is logged so an operator sees them at once."""
+        reasons = [problem(record) for record in records]
+        invalid = [(r, reason) for r, reason in zip(records, reasons, strict=True) if reason]
+        await self.dead_letter(invalid)  # first: a part that cannot be stored refuses all
+        await self.ingest([r for r, reason in zip(records, reasons, strict=True) if not reason])
+        if invalid:
+            counted = Counter(reason for _, reason in invalid)
+            self.invalid.update(counted)
+            self.log.warning("segment.messages.invalid", count=len(invalid), reasons=dict(counted))
 
 
 def success() -> web.Response:
-    return web.Response(body=SUCCESS, content_type="application/json", headers=const.CORS_HEADERS)
+    return web.Response(body=SUCCESS, content_type="application/json")
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -278,40 +237,43 @@ class Envelope:
         )
 
 
-def check_message_size(message: Any) -> None:
-    size = len(orjson.dumps(message))
-    if size > const.MAX_MESSAGE_BYTES:
-        raise IngestError(
-            400,
-            const.MESSAGE_TOO_LARGE,
-            f"message is {size} bytes; the limit is {const.MAX_MESSAGE_BYTES} bytes",
-        )
+def check_messages(messages: list[Any], *, check_size: bool) -> None:
+    """Refuse the request (400) for what Segment refuses: a message that is not a JSON
+    object, or one over 32 KB ("If these limits are exceeded, Segment returns a 400")."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise IngestError(
+                400, const.INVALID_BATCH, f"batch[{index}] is not a JSON object (a message)"
+            )
+        if check_size:
+            size = len(orjson.dumps(message))
+            if size > const.MAX_MESSAGE_BYTES:
+                raise IngestError(
+                    400,
+                    const.MESSAGE_TOO_LARGE,
+                    f"batch[{index}] is {size} bytes; the limit is "
+                    f"{const.MAX_MESSAGE_BYTES} bytes per message",
+                )
 
 
 def normalize(message: Any, kind: str | None, envelope: Envelope) -> Record:
     """Turn one Tracking API message into a record, as Segment's API would store it.
 
+    Nothing is refused here: a message that breaks the record model (no user id, no
+    event name, an unknown type) is stored as it came and dead-lettered by the
+    framework with the reason, as Segment answers 200 and drops it.
+
     :param kind: the type the endpoint implies (single-message routes), else ``None``
         and the message's own ``type`` is used (batches).
-    :raises IngestError: 400 with the reason the message is refused.
     """
-    if not isinstance(message, dict):
-        raise IngestError(400, const.INVALID_MESSAGE, "each message must be a JSON object")
-    kind = kind or message.get("type")
-    if kind not in const.SEGMENT_TYPES:
-        raise IngestError(
-            400,
-            const.INVALID_TYPE,
-            f"message type {kind!r} is not one of {', '.join(const.SEGMENT_TYPES)}",
-        )
     message.pop("writeKey", None)  # never stored
-    message["type"] = kind
+    if kind is not None:
+        message["type"] = kind
     merge_envelope(message, envelope)
     for key in ("userId", "anonymousId", "groupId", "previousId"):
         value = message.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             message[key] = str(value)
-    check_required(message, kind)
     set_message_id(message)
     set_timestamps(message, envelope)
     return message
@@ -322,28 +284,16 @@ def merge_envelope(message: dict[str, Any], envelope: Envelope) -> None:
     keys win. ``context.direct = true`` asks for the caller's IP as ``context.ip``."""
     for key, shared in (("context", envelope.context), ("integrations", envelope.integrations)):
         own = message.get(key)
-        if own is not None and not isinstance(own, dict):
-            raise IngestError(400, const.INVALID_MESSAGE, f"{key} must be an object")
-        if shared is not None:
+        if shared is not None and (own is None or isinstance(own, dict)):
             message[key] = {**shared, **own} if own else dict(shared)
     context = message.get("context")
-    if context and context.get("direct") is True and "ip" not in context and envelope.remote:
+    if (
+        isinstance(context, dict)
+        and context.get("direct") is True
+        and "ip" not in context
+        and envelope.remote
+    ):
         context["ip"] = envelope.remote
-
-
-def check_required(message: dict[str, Any], kind: str) -> None:
-    if not (_present(message.get("userId")) or _present(message.get("anonymousId"))):
-        raise IngestError(400, const.NO_USER, f"{kind} needs a userId or an anonymousId")
-    if kind == "track" and not (isinstance(message.get("event"), str) and message["event"]):
-        raise IngestError(400, const.NO_EVENT, "track needs an event name (a string)")
-    if kind == "group" and not _present(message.get("groupId")):
-        raise IngestError(400, const.NO_GROUP_ID, "group needs a groupId")
-    if kind == "alias" and not _present(message.get("previousId")):
-        raise IngestError(400, const.NO_PREVIOUS_ID, "alias needs a previousId")
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != ""
 
 
 def set_message_id(message: dict[str, Any]) -> None:
@@ -351,15 +301,8 @@ def set_message_id(message: dict[str, Any]) -> None:
     value = message.get("messageId")
     if value is None or value == "":
         message["messageId"] = new_message_id()
-        return
-    if not isinstance(value, str):
-        value = message["messageId"] = str(value)
-    if len(value) > const.MAX_MESSAGE_ID_LENGTH:
-        raise IngestError(
-            400,
-            const.INVALID_MESSAGE_ID,
-            f"messageId has {len(value)} characters; the limit is {const.MAX_MESSAGE_ID_LENGTH}",
-        )
+    elif not isinstance(value, str):
+        message["messageId"] = str(value)
 
 
 def set_timestamps(message: dict[str, Any], envelope: Envelope) -> None:
@@ -369,7 +312,8 @@ def set_timestamps(message: dict[str, Any], envelope: Envelope) -> None:
     ``timestamp = receivedAt - (sentAt - originalTimestamp)`` corrects the device clock
     when ``sentAt`` is known, else it is ``originalTimestamp``, else ``receivedAt``. A
     message that already carries both (forwarded by Segment itself) keeps its
-    ``timestamp``.
+    ``timestamp``. An unreadable time counts as absent (the sender's value stays in
+    ``originalTimestamp``): Segment documents no refusal for it.
     """
     message["receivedAt"] = envelope.received_at
     sent_value = message.get("sentAt") or envelope.sent_at
@@ -377,15 +321,16 @@ def set_timestamps(message: dict[str, Any], envelope: Envelope) -> None:
         message["sentAt"] = sent_value
     given = message.get("timestamp")
     original_value = message.get("originalTimestamp")
-    if original_value and given:
-        message["timestamp"] = iso(_time(given, "timestamp"))
+    if original_value and given and (moment := read_time(given)) is not None:
+        message["timestamp"] = iso(moment)
         return
     original_value = original_value or given
-    if not original_value:
+    original = read_time(original_value) if original_value else None
+    if original_value:
+        message["originalTimestamp"] = original_value
+    if original is None:
         message["timestamp"] = envelope.received_at
         return
-    original = _time(original_value, "timestamp")
-    message["originalTimestamp"] = original_value
     sent = envelope.sent(sent_value) if sent_value else None
     if sent is None:
         message["timestamp"] = iso(original)
@@ -402,14 +347,3 @@ def read_time(value: Any) -> datetime | None:
             return parse_time(value)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return parse_time(value)
-
-
-def _time(value: Any, field: str) -> datetime:
-    moment = read_time(value)
-    if moment is None:
-        raise IngestError(
-            400,
-            const.INVALID_TIMESTAMP,
-            f"{field} {str(value)[:40]!r} is not an ISO 8601 date",
-        )
-    return moment

@@ -2,13 +2,21 @@
 
 - ``POST /data/track`` takes the Track Event shared secret in ``x-pendo-integration-key``
   (an integration key there is refused), one event per call with ``type: "track"``,
-  ``event``, ``visitorId``, ``timestamp`` in milliseconds and a ``context`` object;
-  property names must follow Pendo's rules. Properties over 512 bytes of JSON are kept
-  but flagged, as Pendo shows them as "event properties JSON too large".
+  ``event``, ``visitorId``, ``timestamp`` in milliseconds and a ``context`` object
+  (support.pendo.io 360032294291, "Server Side"; sample in
+  ``tests/contracts/pendo/track-event.json``). Like Pendo, it keeps events whose
+  property names break Pendo's naming rules ("Properties with an unsupported format
+  don't display in Pendo") and events whose properties exceed 512 bytes of JSON
+  ("appear as event properties JSON too large"): each stored event says which
+  properties Pendo would not display (``hidden_properties``) and whether the JSON was
+  too large (``properties_too_large``).
 - ``POST /api/v1/metadata/{visitor|account}/{agent|custom}/value[?create=true]`` takes an
   integration key (a read-only key gets 403) and a JSON array of
   ``{"visitorId"|"accountId": id, "values": {...}}``. Unknown ids are ``missing``
-  unless ``create=true`` on agent fields; custom fields must be defined beforehand.
+  unless ``create=true`` on agent fields; custom fields must be defined beforehand
+  (support.pendo.io 19638682125595). Field names Pendo cannot use in segments and
+  reports (360031832072: letters, digits, ``_``, not starting with a digit) are stored
+  and listed in ``unusable_fields``.
   The answer is ``{"total", "updated", "failed", "missing", "errors", "kind"}``.
 - ``PUT .../value/{id}/{field}`` sets one value; ``GET /api/v1/token/verify`` checks a key.
 
@@ -67,6 +75,8 @@ class PendoEmulator(VendorEmulator):
         self.unattributed_errors = False
         """Report metadata errors without naming the id (only a count and a message)."""
         self.event_count = 0
+        self.unusable_fields: set[str] = set()
+        """Metadata field names stored that Pendo's segments and reports cannot use."""
         self._calls: dict[str, deque[float]] = {}
         super().__init__()
 
@@ -157,6 +167,7 @@ class PendoEmulator(VendorEmulator):
             properties = body.get("properties") or {}
             event = dict(body)
             event["properties_too_large"] = len(orjson.dumps(properties)) > 512
+            event["hidden_properties"] = [n for n in properties if not displayable(n)]
             self.events.append(event)
         return web.Response(status=200, text="OK")
 
@@ -221,8 +232,8 @@ class PendoEmulator(VendorEmulator):
 
     def values_problem(self, kind: str, group: str, values: dict[str, Any]) -> str | None:
         for name, value in values.items():
-            if not NAME.fullmatch(name) or (name.startswith("__") and name.endswith("__")):
-                return f"invalid field name {name!r}"
+            if not NAME.fullmatch(name):
+                self.unusable_fields.add(name)
             if group == "custom" and name not in self.custom_fields[kind]:
                 return f"{name!r} is not a custom {kind} field"
             if isinstance(value, list):
@@ -285,14 +296,17 @@ def track_problem(body: Any) -> str | None:
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         return "properties must be an object"
-    for name in properties:
-        if (
-            not NAME.fullmatch(name)
-            or len(name) > 32
-            or (name.startswith("__") and name.endswith("__"))
-        ):
-            return f"invalid property name {name!r}"
     return None
+
+
+def displayable(name: str) -> bool:
+    """Pendo's property name rules: letters, digits, ``_``, not starting with a digit,
+    not ``__x__``, at most 32 characters (support.pendo.io 360032294291)."""
+    return bool(
+        NAME.fullmatch(name)
+        and len(name) <= 32
+        and not (name.startswith("__") and name.endswith("__"))
+    )
 
 
 async def _state(emulator: PendoEmulator) -> web.Response:

@@ -115,6 +115,9 @@ def build_source(
     async def enqueue(batch):
         captured.append(serialize(batch, now_iso()))  # what the daemon stores
 
+    async def dead_letter(parts):  # what the daemon keeps as dead letters: with a reason
+        assert all(isinstance(reason, str) and reason for _, reason in parts), parts
+
     sessions: list[Any] = []
 
     def http():  # a real client session, opened on first use inside the test's loop
@@ -129,6 +132,7 @@ def build_source(
         base_dir=Path.cwd(),
         http=http,
         enqueue=enqueue,
+        dead_letter=dead_letter,
     )
     captured.append(sessions)  # closed by the caller
     return plugin.cls(plugin.options_model.model_validate(table), context)

@@ -169,10 +169,21 @@ class SourceServer:
     server: EmulatorServer
     connector: str
     records: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[tuple[Any, str]] = field(default_factory=list)
     full: bool = False
 
     def url(self, path: str) -> str:
         return f"{self.server.url}/ingest/{self.connector}/{path}"
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        """What was committed for delivery."""
+        return self.records
+
+    @property
+    def dead(self) -> list[dict[str, Any]]:
+        """The dead letters kept at ingest, each as ``{"part", "reason"}``."""
+        return [{"part": part, "reason": reason} for part, reason in self.dead_letters]
 
     def post(
         self, path: str, payload: Any, headers: dict[str, str] | None = None
@@ -226,6 +237,9 @@ def source_server() -> Iterator[Callable[..., SourceServer]]:
                 raise QueueFull(connector, 10)
             holder.records.extend(orjson.loads(orjson.dumps(records)))
 
+        async def dead_letter(parts: list[tuple[Any, str]]) -> None:
+            holder.dead_letters.extend((p, r) for p, r in orjson.loads(orjson.dumps(parts)))
+
         context = SimpleNamespace(
             connector=connector,
             log=structlog.get_logger().bind(connector=connector),
@@ -233,6 +247,7 @@ def source_server() -> Iterator[Callable[..., SourceServer]]:
             base_dir=None,
             http=None,
             enqueue=enqueue,
+            dead_letter=dead_letter,
         )
         source = MparticleSource(
             MparticleSource.Options.model_validate(options or OPTIONS),

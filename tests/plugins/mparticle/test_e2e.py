@@ -8,6 +8,7 @@ import base64
 import uuid
 
 import mparticle
+import orjson
 import pytest
 
 from tests.emulators.pushwoosh import PushwooshEmulator
@@ -31,6 +32,7 @@ ENV = {
     "MPARTICLE_API_SECRET": "e2e-secret",
     "MPARTICLE_FIREHOSE_SECRET": FIREHOSE_SECRET,
     "MPARTICLE_WEBHOOK_AUTHORIZATION": "Bearer e2e-webhook",
+    "MPARTICLE_KINESIS_ACCESS_KEY": "e2e-kinesis-key",
     "PUSHWOOSH_API_TOKEN": "server-token-for-tests",
     "PUSHWOOSH_DEVICE_TOKEN": "device-token-for-tests",
 }
@@ -51,6 +53,7 @@ api_key = "${{MPARTICLE_API_KEY}}"
 api_secret = "${{MPARTICLE_API_SECRET}}"
 firehose_secret = "${{MPARTICLE_FIREHOSE_SECRET}}"
 webhook_authorization = "${{MPARTICLE_WEBHOOK_AUTHORIZATION}}"
+kinesis_access_key = "${{MPARTICLE_KINESIS_ACCESS_KEY}}"
 
 [connectors.{CONNECTOR}.destination]
 type = "pushwoosh"
@@ -302,22 +305,86 @@ def test_firehose_events_and_webhook_output_reach_pushwoosh(daemon, pushwoosh):
     assert pushwoosh.tags_of("w-1") == {"First Name": "Wanda"}
 
 
-def test_a_batch_with_one_bad_event_delivers_the_others_to_pushwoosh(daemon, pushwoosh):
-    batch = events_batch(user_identities={"customer_id": "b-1"})
-    batch["events"].insert(1, {"event_type": "custom_event", "data": {"event_name": 42}})
-    batch["events"].append(custom_event("click"))
-    key = base64.b64encode(b"e2e-key:e2e-secret").decode()
-    status, body = daemon.post(
-        f"/ingest/{CONNECTOR}/v2/events", batch, {"Authorization": f"Basic {key}"}
+def test_a_bulk_upload_with_a_bad_batch_is_accepted_and_the_bad_batch_dead_lettered(
+    daemon, pushwoosh
+):
+    """mParticle answers 202 when some batches of a bulk request fail: the official
+    client must not see an error (and retry, duplicating the good batches)."""
+    bad = events_batch(user_identities={"customer_id": "b-2"}, source_request_id="r-bad")
+    bad["events"].insert(1, {"event_type": "custom_event", "data": {"event_name": 42}})
+    config = mparticle.Configuration()
+    config.host = f"{daemon.url}/ingest/{CONNECTOR}/v2"
+    config.api_key, config.api_secret = "e2e-key", "e2e-secret"
+    api = mparticle.EventsApi(config)
+    good = events_batch(user_identities={"customer_id": "b-1"})
+    _, status, _ = api.bulk_upload_events_with_http_info([good, bad])  # type: ignore[list-item]
+    assert status == 202
+    daemon.wait_for(lambda: len(pushwoosh.events_of("b-1")) == 2, message="the good batch")
+    daemon.wait_for(
+        lambda: daemon.metric("connectord_dead_letters", connector=CONNECTOR) == 1,
+        message="the bad batch in the dead letters",
     )
-    assert status == 400
-    assert body["errors"][0]["message"] == (
-        'batch, event 1 (custom_event): Required event field "event_name" is missing or empty.'
+    listed = orjson.loads(daemon.cli("dlq", "list", CONNECTOR, "--json").stdout)
+    (letter,) = listed["dead_letters"]
+    assert letter["stage"] == "ingest"
+    assert letter["reason"] == (
+        'batch 1, event 1 (custom_event): Required event field "event_name" is missing or empty.'
     )
-    daemon.wait_for(lambda: len(pushwoosh.events_of("b-1")) == 3, message="the good events")
-    assert sorted(e["event"] for e in pushwoosh.events_of("b-1")) == [
-        "Screen Viewed",
-        "click",
-        "click",
-    ]
-    assert pushwoosh.tags_of("b-1") == {"First Name": "Jane", "Age": 31, "plan": "gold"}
+    assert letter["record"] == bad
+    assert pushwoosh.events_of("b-2") == []
+
+
+def kinesis_delivery(daemon, request_id: str, *messages) -> tuple[int, dict]:
+    """What an Amazon Data Firehose stream fed by mParticle's Kinesis outputs posts."""
+    envelope = {
+        "requestId": request_id,
+        "timestamp": 1700000000000,
+        "records": [{"data": base64.b64encode(orjson.dumps(m)).decode()} for m in messages],
+    }
+    return daemon.post(
+        f"/ingest/{CONNECTOR}/kinesis",
+        envelope,
+        {
+            "X-Amz-Firehose-Protocol-Version": "1.0",
+            "X-Amz-Firehose-Request-Id": request_id,
+            "X-Amz-Firehose-Access-Key": ENV["MPARTICLE_KINESIS_ACCESS_KEY"],
+        },
+    )
+
+
+def membership(customer: str, is_member: bool, at: int) -> dict:
+    """A message of mParticle's Amazon Kinesis Firehose audience output."""
+    return {
+        "MembershipChangedTimestamp": str(at),
+        "AudienceId": 456,
+        "AudienceName": "High value",
+        "IsMember": is_member,
+        "UserIdentities": {"CustomerId": customer, "Email": f"{customer}@example.com"},
+    }
+
+
+def test_kinesis_audience_and_event_outputs_reach_pushwoosh(daemon, pushwoosh):
+    """The path an ordinary mParticle customer can set up: the Amazon Kinesis Firehose
+    audience and event outputs into a delivery stream whose HTTP endpoint is us."""
+    outbound = events_batch(
+        user_identities=[{"identity_type": "customer_id", "identity": "k-1"}],
+        user_attributes={},
+        events=[custom_event("click")],
+    )
+    status, body = kinesis_delivery(
+        daemon,
+        "e0000000-0000-4000-8000-000000000001",
+        membership("k-1", True, 1700000000),
+        membership("k-2", True, 1700000001),
+        outbound,
+    )
+    assert (status, body["requestId"]) == (200, "e0000000-0000-4000-8000-000000000001")
+    daemon.wait_for(lambda: members(pushwoosh) == {"k-1", "k-2"}, message="both members")
+    daemon.wait_for(lambda: pushwoosh.events_of("k-1"), message="the event batch")
+    assert [e["event"] for e in pushwoosh.events_of("k-1")] == ["click"]
+    status, _ = kinesis_delivery(
+        daemon, "e0000000-0000-4000-8000-000000000002", membership("k-2", False, 1700000100)
+    )
+    assert status == 200
+    daemon.wait_for(lambda: members(pushwoosh) == {"k-1"}, message="k-2 left")
+    assert pushwoosh.filter_names().count(SEGMENT) == 1

@@ -1,10 +1,13 @@
-"""Bad input in each of mParticle's formats at the real daemon: a clear 4xx in
-mParticle's error body, and every valid neighbour still delivered."""
+"""Bad input in each of mParticle's formats at the real daemon: a request refused
+whole gets a clear 4xx in mParticle's error body and stores nothing; a request accepted
+with invalid parts (a bulk upload, mParticle's own outputs) delivers every valid
+neighbour and keeps each invalid part as a dead letter with its reason."""
 
 from __future__ import annotations
 
 import base64
 
+import orjson
 import pytest
 
 from tests.emulators.sink import SinkEmulator
@@ -74,13 +77,19 @@ def test_events_api_bad_event_and_bad_batch(setup):
     ]
     second = events_batch(user_identities={"customer_id": "u-2"}, source_request_id="r-2")
     status, body = daemon.post("/ingest/mp/v2/bulkevents", [{"environment": "qa"}, second], BASIC)
-    assert status == 400
-    assert body["errors"][0]["message"].startswith('batch 0: "environment" must be')
-    daemon.wait_for(lambda: len(sink.received) == 7, message="7 records at the sink")
-    assert delivered(sink) == ["after", "click", "click"]
-    assert delivered(sink, "name") == ["Checkout", "Checkout"]
+    assert (status, body) == (202, b"")
+    daemon.wait_for(lambda: len(sink.received) == 3, message="3 records at the sink")
+    assert delivered(sink) == ["click"]
+    assert delivered(sink, "name") == ["Checkout"]
+    assert {r["userId"] for r in sink.received} == {"u-2"}
     identify = next(r for r in sink.received if r["type"] == "identify")
     assert identify["traits"] == {"First Name": "Jane", "Age": 31, "plan": "gold"}
+    assert dead_letters(daemon, 1) == [
+        (
+            'batch 0: "environment" must be "production" or "development"; found \'qa\'',
+            {"environment": "qa"},
+        )
+    ]
 
 
 def test_events_api_auth_and_size(setup):
@@ -104,13 +113,10 @@ def test_events_api_auth_and_size(setup):
 def test_firehose_bad_event_and_bad_profile(setup):
     daemon, sink = setup
     message = firehose_events()
-    message["events"].append({"type": "screen_view", "id": "s-1", "timestamp_ms": 1})
+    bad_event = {"type": "screen_view", "id": "s-1", "timestamp_ms": 1}
+    message["events"].append(bad_event)
     status, body = daemon.post("/ingest/mp/firehose", message)
-    assert status == 400
-    assert body["accepted"] == 2
-    assert body["errors"][0]["message"] == (
-        'event 1 (screen_view): Required event field "screen_name" is missing or empty.'
-    )
+    assert (status, body["type"]) == (200, "event_processing_response")
     change = membership_change(
         [
             profile("u-1", "1", audience_entry("add")),
@@ -118,14 +124,23 @@ def test_firehose_bad_event_and_bad_profile(setup):
         ]
     )
     status, body = daemon.post("/ingest/mp/firehose", change)
-    assert status == 400
-    assert body["errors"][0]["message"].startswith("user_profiles[1]:")
+    assert (status, body["type"]) == (200, "audience_membership_change_response")
     status, body = daemon.post(
         "/ingest/mp/firehose", {**firehose_events(), "account": {"account_settings": {}}}
     )
     assert (status, body["errors"][0]["code"]) == (401, "UNAUTHORIZED")
     daemon.wait_for(lambda: len(sink.received) == 3, message="3 records at the sink")
     assert sorted(r["type"] for r in sink.received) == ["audience", "identify", "track"]
+    assert dead_letters(daemon, 2) == [
+        (
+            'event 1 (screen_view): Required event field "screen_name" is missing or empty.',
+            bad_event,
+        ),
+        (
+            'user_profiles[1]: "audiences" must be an array; found a string',
+            {"mpid": "2", "audiences": "all of them"},
+        ),
+    ]
 
 
 def test_webhook_bad_batch_next_to_good_one(setup):
@@ -136,11 +151,23 @@ def test_webhook_bad_batch_next_to_good_one(setup):
         [good, {"user_identities": "me"}],
         {"Authorization": "Bearer e2e-webhook"},
     )
-    assert status == 400
-    assert body["errors"][0]["message"] == (
-        'batch 1: "user_identities" must be an array; found a string'
-    )
+    assert (status, body) == (202, b"")
     status, _ = daemon.post("/ingest/mp/webhook", good, {"Authorization": "Bearer wrong"})
     assert status == 403
     daemon.wait_for(lambda: len(sink.received) == 3, message="the good batch")
     assert {r["userId"] for r in sink.received} == {"w-1"}
+    assert dead_letters(daemon, 1) == [
+        ('batch 1: "user_identities" must be an array; found a string', {"user_identities": "me"})
+    ]
+
+
+def dead_letters(daemon, count: int) -> list[tuple[str, object]]:
+    """Wait for ``count`` dead letters; return each one's reason and invalid part."""
+    daemon.wait_for(
+        lambda: daemon.metric("connectord_dead_letters", connector="mp") == count,
+        message=f"{count} dead letters",
+    )
+    listed = orjson.loads(daemon.cli("dlq", "list", "mp", "--json").stdout)
+    letters = sorted(listed["dead_letters"], key=lambda row: row["id"])
+    assert {row["stage"] for row in letters} == {"ingest"}
+    return [(row["reason"], row["record"]) for row in letters]

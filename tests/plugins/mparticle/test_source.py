@@ -102,7 +102,9 @@ def test_success_is_202_without_a_body(source_server):
     assert len(server.records) == 3
 
 
-def test_a_batch_with_one_bad_event_delivers_the_others(source_server):
+def test_a_batch_with_a_bad_event_is_refused_whole(source_server):
+    """/v2/events: 400 and nothing stored, so the corrected batch can be sent again
+    without duplicating the events that were fine."""
     server = source_server()
     batch = events_batch()
     batch["events"].insert(1, {"event_type": "custom_event", "data": {"custom_event_type": "x"}})
@@ -115,22 +117,64 @@ def test_a_batch_with_one_bad_event_delivers_the_others(source_server):
                 "message": 'batch, event 1 (custom_event): Required event field "event_name" '
                 "is missing or empty.",
             }
-        ],
-        "accepted": 3,
+        ]
     }
-    assert [r["type"] for r in server.records] == ["identify", "track", "screen"]
+    assert server.records == []
 
 
-def test_bulk_with_bad_batches_delivers_the_good_ones(source_server):
+def test_bulk_with_bad_batches_is_accepted_and_they_become_dead_letters(source_server):
+    """As at mParticle: some batches fail, the request is still Accepted (202)."""
     server = source_server()
     good = events_batch()
-    status, _, body = server.post("v2/bulkevents", [good, [], {"mpid": "abc"}], basic())
+    bad_event = events_batch(source_request_id="r-2")
+    bad_event["events"].append({"event_type": "screen_view", "data": {}})
+    status, _, body = server.post("v2/bulkevents", [good, [], {"mpid": "abc"}, bad_event], basic())
+    assert (status, body) == (202, None)
+    assert [r["type"] for r in server.accepted] == ["identify", "track", "screen"]
+    assert [(d["reason"], d["part"]) for d in server.dead[:2]] == [
+        ("batch 1: a batch must be a JSON object; found an array", []),
+        ("batch 2: \"mpid\" must be a 64-bit integer; found 'abc'", {"mpid": "abc"}),
+    ]
+    assert server.dead[2]["part"] == bad_event
+    assert server.dead[2]["reason"] == (
+        'batch 3, event 2 (screen_view): Required event field "screen_name" is missing or empty.'
+    )
+
+
+def test_a_dead_lettered_batch_does_not_keep_the_api_key(source_server):
+    server = source_server()
+    bad = {"mpid": "abc", "api_key": API_KEY}
+    status, _, _ = server.post("v2/bulkevents", [events_batch(), bad], basic())
+    assert status == 202
+    assert [d["part"] for d in server.dead] == [{"mpid": "abc"}]
+
+
+def test_bulk_with_no_valid_batch_is_400_and_stores_nothing(source_server):
+    server = source_server()
+    status, _, body = server.post("v2/bulkevents", [[], {"mpid": "abc"}], basic())
     assert status == 400
     assert [e["message"] for e in body["errors"]] == [
-        "batch 1: a batch must be a JSON object; found an array",
-        "batch 2: \"mpid\" must be a 64-bit integer; found 'abc'",
+        "batch 0: a batch must be a JSON object; found an array",
+        "batch 1: \"mpid\" must be a 64-bit integer; found 'abc'",
     ]
-    assert len(server.records) == 3
+    assert server.records == []
+
+
+def test_official_sdk_sees_202_for_a_partly_invalid_bulk_upload(source_server):
+    server = source_server()
+    api = sdk(server.url("v2"))
+    broken = sdk_batch("c-9")
+    broken.user_attributes = {"bio": "x" * 4097}  # over mParticle's 4096-character limit
+    _, status, _ = api.bulk_upload_events_with_http_info([sdk_batch("c-8"), broken])
+    assert status == 202
+    assert {r["userId"] for r in server.accepted} == {"c-8"}
+    (dead,) = server.dead
+    assert dead["reason"].startswith("batch 1, user_attributes:")
+    assert dead["part"]["user_identities"] == {"customerid": "c-9"}
+    bad = [{"environment": "qa", "events": []}]
+    with pytest.raises(ApiException) as caught:
+        api.bulk_upload_events(bad)  # type: ignore[arg-type]
+    assert caught.value.status == 400
 
 
 @pytest.mark.parametrize(
@@ -255,12 +299,11 @@ def test_firehose_partial_membership_change(source_server):
         [profile("u-1", "1", audience("add")), {"mpid": "x", "audiences": []}]
     )
     status, _, body = server.post("firehose", message)
-    assert status == 400
-    assert body["accepted"] == 1
-    assert body["errors"][0]["message"] == (
-        "user_profiles[1]: \"mpid\" must be a 64-bit integer; found 'x'"
-    )
-    assert [(r["type"], r["action"]) for r in server.records] == [("audience", "add")]
+    assert (status, body["type"]) == (200, "audience_membership_change_response")
+    assert [(r["type"], r["action"]) for r in server.accepted] == [("audience", "add")]
+    (dead,) = server.dead
+    assert dead["reason"] == "user_profiles[1]: \"mpid\" must be a 64-bit integer; found 'x'"
+    assert dead["part"] == {"mpid": "x", "audiences": []}
 
 
 def test_firehose_unknown_message_type(source_server):
@@ -299,11 +342,11 @@ def test_webhook_bad_event_keeps_the_rest(source_server):
     batch = outbound_batch()
     batch["events"].append({"event_type": "screen_view", "data": {}})
     status, _, body = server.post("webhook", batch, {"Authorization": WEBHOOK_AUTH})
-    assert status == 400
-    assert body["errors"][0]["message"].endswith(
-        'Required event field "screen_name" is missing or empty.'
-    )
-    assert len(server.records) == 3
+    assert (status, body) == (202, None)
+    assert len(server.accepted) == 3
+    (dead,) = server.dead
+    assert dead["reason"].endswith('Required event field "screen_name" is missing or empty.')
+    assert dead["part"] == {"event_type": "screen_view", "data": {}}
 
 
 # --- options --------------------------------------------------------------------------------

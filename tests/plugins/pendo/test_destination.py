@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from connectord import AuthError, RetryableError
 from connectord.plugins.pendo.destination import PendoDestination
@@ -70,22 +71,46 @@ async def test_pages_are_acknowledged_without_a_call_when_page_events_is_off(pen
     assert result.rejected == {} and pendo.requests == []
 
 
-async def test_rule_breakers_are_dead_lettered_and_the_rest_delivered(pendo, options):
+async def test_names_pendo_cannot_display_are_fixed_not_the_records(pendo, options):
+    """Pendo keeps such events (support.pendo.io 360032294291): so do we, with the name
+    renamed or dropped, each name logged once and counted."""
     records = [
         track("u1", properties={"Order ID": 7}),
-        track("u2", properties={"blob": "x" * 600}),
-        identify("u3", **{"First Name": "Ada"}),
-        {"type": "alias", "userId": "u4", "previousId": "a4"},
-        track("u5"),
+        track("u2", properties={"Order ID": 8, "c" * 40: 1}),
+        track("u3", properties={"blob": "x" * 600}),
+        identify("u4", **{"First Name": "Ada"}),
+        {"type": "alias", "userId": "u5", "previousId": "a5"},
+        track("u6"),
     ]
-    result = await deliver(PendoDestination, options, records)
-    assert set(result.rejected) == {0, 1, 2, 3}
-    assert "event property name 'Order ID'" in result.rejected[0]
-    assert "Pendo keeps at most 512" in result.rejected[1]
-    assert "metadata field name 'First Name'" in result.rejected[2]
-    assert "alias records have no Pendo equivalent" in result.rejected[3]
-    assert [e["visitorId"] for e in pendo.events] == ["u5"]
-    assert pendo.requests_to("/api/v1/metadata") == []
+    counted: list[str] = []
+    async with make_context() as context:
+        context.count = lambda event, n=1: counted.extend([event] * n)
+        destination = PendoDestination(PendoDestination.Options.model_validate(options), context)
+        with capture_logs() as logs:
+            result = await destination.send(records)
+            await destination.send([track("u7", properties={"Order ID": 9})])
+            await destination.send(records[:1])  # a retry is not counted twice
+    assert set(result.rejected) == {4}
+    assert "alias records have no Pendo equivalent" in result.rejected[4]
+    events = {e["visitorId"]: e for e in pendo.events}
+    assert events["u1"]["properties"] == {"Order_ID": 7}
+    assert events["u2"]["properties"] == {"Order_ID": 8}
+    assert events["u3"]["properties_too_large"] is True
+    assert all(e["hidden_properties"] == [] for e in pendo.events)
+    assert pendo.visitor("u4") == {"First_Name": "Ada"}
+    assert pendo.unusable_fields == set()
+    assert destination.fixes.counts == {"renamed": 4, "dropped": 1, "properties_too_large": 1}
+    assert sorted(counted) == ["pendo_name_dropped"] + ["pendo_name_renamed"] * 4 + [
+        "pendo_properties_too_large"
+    ]
+    names = [(e["event"], e.get("name")) for e in logs if e["event"].startswith("pendo.n")]
+    assert names == [
+        ("pendo.name.renamed", "Order ID"),  # once, though three records had it
+        ("pendo.name.dropped", "c" * 40),
+        ("pendo.name.renamed", "First Name"),
+    ]
+    (large,) = [e for e in logs if e["event"] == "pendo.properties.too_large"]
+    assert large["event_name"] == "Signed Up" and large["bytes"] > 512
 
 
 async def test_missing_visitors_without_create(pendo, options):

@@ -6,11 +6,12 @@ import pytest
 
 from connectord import RecordRejected
 from connectord.plugins.pendo.payloads import (
-    check_properties,
+    Fixes,
     event_name,
     metadata_target,
     metadata_values,
     name_problem,
+    pendo_name,
     split_fields,
     track_payload,
 )
@@ -44,15 +45,45 @@ def test_metadata_names_have_no_length_limit():
     assert name_problem("a b", max_length=None) is not None
 
 
-def test_properties_at_most_512_bytes_of_json():
-    assert check_properties({"k": "x" * 504}) == b'{"k":"' + b"x" * 504 + b'"}'
-    with pytest.raises(RecordRejected, match="513 bytes of JSON; Pendo keeps at most 512"):
-        check_properties({"k": "x" * 505})
+@pytest.mark.parametrize(
+    ("name", "fixed"),
+    [
+        ("plan", "plan"),
+        ("Order ID", "Order_ID"),
+        ("product-id", "product_id"),
+        ("300", "_300"),  # Pendo's own advice (support.pendo.io 360031832072)
+        ("2fa", "_2fa"),
+        ("__x__", "x"),
+        ("prix_€", "prix__"),
+        ("", "_"),
+        ("a" * 33, None),  # no rename keeps the meaning: dropped
+    ],
+)
+def test_pendo_names(name, fixed):
+    assert pendo_name(name) == fixed
 
 
-def test_property_name_rejection_names_the_property():
-    with pytest.raises(RecordRejected, match="event property name 'Order ID'"):
-        track_payload(track(properties={"Order ID": 1}))
+def test_oversized_properties_are_sent_and_reported():
+    """Pendo keeps the event and shows "event properties JSON too large"."""
+    fixes = Fixes()
+    payload = track_payload(track(properties={"k": "x" * 505}), fixes=fixes)
+    assert payload["properties"] == {"k": "x" * 505}
+    assert fixes.too_large == 513 and fixes.names == []
+    fixes = Fixes()
+    track_payload(track(properties={"k": "x" * 504}), fixes=fixes)
+    assert fixes.too_large is None
+
+
+def test_property_names_pendo_cannot_display_are_renamed_or_dropped():
+    fixes = Fixes()
+    properties = {"Order ID": 1, "Order_ID": 2, "ok": 3, "b" * 40: 4, "2fa": True}
+    payload = track_payload(track(properties=properties), fixes=fixes)
+    assert payload["properties"] == {"Order_ID": 2, "ok": 3, "_2fa": True}
+    assert fixes.names == [
+        ("event property", "Order ID", None),  # Order_ID is taken: never overwritten
+        ("event property", "b" * 40, None),
+        ("event property", "2fa", "_2fa"),
+    ]
 
 
 def test_track_payload_follows_pendos_contract():
@@ -139,17 +170,17 @@ def test_metadata_values_flatten_nested_traits():
     assert metadata_values(None) == {}
 
 
-@pytest.mark.parametrize(
-    ("traits", "why"),
-    [
-        ({"First Name": "Ada"}, "metadata field name 'First Name'"),
-        ({"items": [{"a": 1}]}, "list of objects"),
-        ("plain", "traits must be an object"),
-    ],
-)
-def test_metadata_values_refuse_what_pendo_cannot_store(traits, why):
-    with pytest.raises(RecordRejected, match=why):
-        metadata_values(traits)
+def test_metadata_names_are_fixed_and_unstorable_values_dropped():
+    fixes = Fixes()
+    values = metadata_values({"First Name": "Ada", "items": [{"a": 1}], "300": 1}, fixes)
+    assert values == {"First_Name": "Ada", "_300": 1}
+    assert fixes.names == [
+        ("metadata value", "items", None),
+        ("metadata field", "First Name", "First_Name"),
+        ("metadata field", "300", "_300"),
+    ]
+    with pytest.raises(RecordRejected, match="traits must be an object"):
+        metadata_values("plain")
 
 
 def test_metadata_target():

@@ -9,7 +9,7 @@ import pytest
 import structlog
 from aiohttp import web
 
-from connectord import PluginContext, QueueFull
+from connectord import PluginContext, QueueFull, cors
 from connectord.connector import serialize
 from connectord.metrics import Metrics
 from connectord.plugins.segment.source import SegmentSource
@@ -42,6 +42,7 @@ class Ingest:
 
     def __init__(self, options: dict) -> None:
         self.records: list[dict] = []
+        self.dead_letters: list[tuple[dict, str]] = []
         self.queue_full = False
         context = PluginContext(
             connector="seg",
@@ -50,6 +51,7 @@ class Ingest:
             base_dir=Path.cwd(),
             http=lambda: None,
             enqueue=self.enqueue,
+            dead_letter=self.dead_letter,
         )
         self.source = SegmentSource(SegmentSource.Options.model_validate(options), context)
         runtime = SimpleNamespace(
@@ -58,15 +60,18 @@ class Ingest:
             source=self.source,
             log=context.log,
         )
-        self.server = IngestServer(
-            create_app(lambda: {"seg": runtime}, Metrics(), lambda: (True, {}))
-        )
+        app = create_app(lambda: {"seg": runtime}, Metrics(), lambda: (True, {}))
+        app.middlewares.append(cors.middleware(lambda name: SegmentSource.cors_headers))
+        self.server = IngestServer(app)
 
     async def enqueue(self, records: list[dict]) -> None:
         if self.queue_full:
             raise QueueFull("seg", 10)
         serialize(records, now_iso())  # what the daemon does before its SQLite insert
         self.records.extend(records)
+
+    async def dead_letter(self, parts: list[tuple[dict, str]]) -> None:
+        self.dead_letters.extend(parts)
 
     @property
     def url(self) -> str:

@@ -158,8 +158,6 @@ BAD_INPUT = [
     ("invalid json", "v1/batch", BASIC, b'{"batch": [', 400),
     ("oversize batch", "v1/batch", BASIC, b'{"batch":["' + b"x" * 600_000 + b'"]}', 400),
     ("oversize message", "v1/track", BASIC, b'{"userId":"u","event":"' + b"x" * 40_000, 400),
-    ("no user", "v1/identify", BASIC, b'{"traits":{}}', 400),
-    ("track without event", "v1/track", BASIC, b'{"userId":"u1"}', 400),
     ("broken gzip", "v1/batch", {**BASIC, "Content-Encoding": "gzip"}, b"nope", 400),
     ("unknown route", "v1/identity", BASIC, GOOD, 404),
 ]
@@ -184,25 +182,56 @@ def test_bad_input_gets_segment_errors_and_the_daemon_keeps_serving(pipeline):
     assert WRITE_KEY not in daemon.logs()
 
 
+def dead_letters(daemon) -> list[dict]:
+    command = ["dlq", "list", "seg", "-c", str(daemon.config), "--json"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "connectord", *command], capture_output=True, check=True
+    )
+    return orjson.loads(listed.stdout)["dead_letters"]
+
+
+def test_messages_segment_would_drop_get_200_and_become_dead_letters(pipeline):
+    """Segment answers 200 for all but JSON errors and oversize; what it would drop is
+    kept here as a dead letter with the reason (listable, replayable)."""
+    daemon, pendo = pipeline
+    for path, body in [
+        ("v1/identify", {"traits": {"plan": "pro"}, "messageId": "no-user"}),
+        ("v1/track", {"userId": "u1", "messageId": "no-event"}),
+    ]:
+        assert daemon.post(f"/ingest/seg/{path}", body, headers=BASIC) == (200, {"success": True})
+    daemon.wait_for(lambda: len(dead_letters(daemon)) == 2, message="2 dead letters")
+    reasons = {d["record"]["messageId"]: d["reason"] for d in dead_letters(daemon)}
+    assert "needs userId or anonymousId" in reasons["no-user"]
+    assert "needs an event name" in reasons["no-event"]
+    assert pendo.events == []
+
+
 def test_pendo_refusals_become_dead_letters_and_outages_are_retried(pipeline):
     daemon, pendo = pipeline
     pendo.fail_until(time.time() + 1.5, status=503, headers={"Retry-After": "1"})
+    pendo.fail_ids["u4"] = "visitor is locked"
     batch = [
         {"type": "track", "userId": "u1", "event": "Fine"},
-        {"type": "track", "userId": "u2", "event": "Bad", "properties": {"Order ID": 1}},
+        {"type": "track", "userId": "u2", "event": "Odd name", "properties": {"Order ID": 1}},
         {"type": "identify", "userId": "u3", "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "u4", "traits": {"plan": "free"}},
     ]
     status, _ = daemon.post("/ingest/seg/v1/batch", {"batch": batch}, headers=BASIC)
     assert status == 200
-    daemon.wait_for(lambda: pendo.events and pendo.visitor("u3"), timeout=30)
-    assert [e["event"] for e in pendo.events] == ["Fine"]
-    assert len(pendo.requests) > 2  # the outage's 503s came before the two that succeeded
-    command = ["dlq", "list", "seg", "-c", str(daemon.config), "--json"]
-    dead = subprocess.run(
-        [sys.executable, "-m", "connectord", *command],
-        capture_output=True,
-        check=True,
+    daemon.wait_for(lambda: len(pendo.events) == 2 and pendo.visitor("u3"), timeout=30)
+    assert sorted(e["event"] for e in pendo.events) == ["Fine", "Odd name"]
+    odd = next(e for e in pendo.events if e["event"] == "Odd name")
+    assert odd["properties"] == {"Order_ID": 1}  # renamed, the event kept
+    assert len(pendo.requests) > 3  # the outage's 503s came before the calls that succeeded
+    daemon.wait_for(lambda: dead_letters(daemon), message="a dead letter")
+    letters = dead_letters(daemon)
+    assert [d["record"]["userId"] for d in letters] == ["u4"]
+    assert "visitor is locked" in letters[0]["reason"]
+    assert "pendo.name.renamed" in daemon.logs()
+    renamed = daemon.metric(
+        "connectord_plugin_events_total",
+        connector="seg",
+        plugin="pendo",
+        event="pendo_name_renamed",
     )
-    letters = orjson.loads(dead.stdout)["dead_letters"]
-    assert [d["record"]["userId"] for d in letters] == ["u2"]
-    assert "event property name 'Order ID'" in letters[0]["reason"]
+    assert renamed == 1

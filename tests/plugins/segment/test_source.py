@@ -12,7 +12,7 @@ import requests
 from pydantic import ValidationError
 
 from connectord.plugins.segment.source import SegmentSource
-from connectord.records import parse_time
+from connectord.records import parse_time, problem
 
 from .conftest import OTHER_KEY, WRITE_KEY
 
@@ -228,48 +228,72 @@ def test_gzip_bomb_stops_at_the_decompressed_cap(ingest):
 
 
 @pytest.mark.parametrize(
-    ("path", "message", "code"),
+    ("path", "message", "reason"),
     [
-        ("v1/track", {"event": "X"}, "no_user_anon_id"),
-        ("v1/track", {"userId": "u1"}, "no_event"),
-        ("v1/track", {"userId": "u1", "event": ""}, "no_event"),
-        ("v1/group", {"userId": "u1"}, "no_group_id"),
-        ("v1/alias", {"userId": "u1"}, "no_previous_id"),
-        ("v1/track", {"userId": "u1", "event": "X", "messageId": "m" * 101}, "invalid_message_id"),
-        ("v1/track", {"userId": "u1", "event": "X", "timestamp": "soon"}, "invalid_timestamp"),
-        ("v1/track", {"userId": "u1", "event": "X", "context": "web"}, "invalid_message"),
-        ("v1/batch", {"batch": {"type": "track"}}, "invalid_batch"),
-        ("v1/batch", {"batch": [{"userId": "u1", "type": "login"}]}, "invalid_type"),
+        ("v1/track", {"event": "X"}, "track record needs userId or anonymousId"),
+        ("v1/track", {"userId": "u1"}, "track record needs an event name"),
+        ("v1/track", {"userId": "u1", "event": ""}, "track record needs an event name"),
+        ("v1/group", {"userId": "u1"}, "group record needs a groupId"),
+        ("v1/alias", {"userId": "u1"}, "alias record needs a previousId"),
+        ("v1/batch", {"batch": [{"userId": "u1", "type": "login"}]}, "unknown record type 'login'"),
     ],
 )
-def test_invalid_messages(ingest, path, message, code):
-    assert_error(post(ingest, path, message, basic(WRITE_KEY)), 400, code)
+def test_messages_segment_would_drop_become_dead_letters(ingest, path, message, reason):
+    """Segment answers 200 and drops these ("Errors", HTTP API docs); analytics.js drops
+    on any 4xx too. They are kept as dead letters with the reason before the answer,
+    never queued as records that break the record model."""
+    status, body, _ = post(ingest, path, message, basic(WRITE_KEY))
+    assert (status, body) == (200, {"success": True})
+    assert ingest.records == []
+    ((record, why),) = ingest.dead_letters
+    assert why.startswith(reason) and problem(record) == why
+    assert sum(ingest.source.invalid.values()) == 1
+
+
+def test_odd_values_segment_documents_no_refusal_for_are_kept(ingest):
+    messages = [
+        track("u1", messageId="m" * 101),
+        track("u2", timestamp="soon"),
+        track("u3", context="web"),
+    ]
+    status, _, _ = post(
+        ingest, "v1/batch", {"batch": messages, "context": {"ip": "1"}}, basic(WRITE_KEY)
+    )
+    assert status == 200
+    long_id, bad_time, odd_context = ingest.records
+    assert long_id["messageId"] == "m" * 101
+    assert bad_time["originalTimestamp"] == "soon"
+    assert bad_time["timestamp"] == bad_time["receivedAt"]
+    assert odd_context["context"] == "web"
+    assert ingest.source.invalid == {}
+
+
+def test_batch_shape_errors_and_oversized_messages_refuse_the_request(ingest):
+    """JSON errors and oversize are Segment's two 400s; nothing of the request is kept."""
+    assert_error(
+        post(ingest, "v1/batch", {"batch": {"type": "track"}}, basic(WRITE_KEY)),
+        400,
+        "invalid_batch",
+    )
+    body = assert_error(
+        post(ingest, "v1/batch", {"batch": [track("u1"), "not a message"]}, basic(WRITE_KEY)),
+        400,
+        "invalid_batch",
+    )
+    assert "batch[1]" in body["message"]
+    big = [track("u1"), track("u2", properties={"x": "y" * 33_000})]
+    body = assert_error(
+        post(ingest, "v1/batch", {"batch": big}, basic(WRITE_KEY)), 400, "message_too_large"
+    )
+    assert "batch[1]" in body["message"]
     assert ingest.records == []
 
 
-def test_invalid_messages_in_a_batch_are_refused_one_by_one(ingest):
-    batch = [
-        track("u1"),
-        {"type": "track", "userId": "u2"},  # no event
-        {"type": "identify"},  # no user
-        track("u3", properties={"x": "y" * 33_000}),  # over 32 KB
-        "not a message",
-        track("u4"),
-    ]
-    status, body, _ = post(ingest, "v1/batch", {"batch": batch, "writeKey": WRITE_KEY})
-    assert (status, body) == (200, {"success": True})
-    assert [r["userId"] for r in ingest.records] == ["u1", "u4"]
-    assert ingest.source.rejected == {
-        "no_event": 1,
-        "no_user_anon_id": 1,
-        "message_too_large": 1,
-        "invalid_message": 1,
-    }
-
-
-def test_too_many_messages(ingest):
+def test_more_than_2500_messages_are_all_stored(ingest):
     batch = {"batch": [{"type": "track", "userId": "u", "event": "e"}] * 2501}
-    assert_error(post(ingest, "v1/batch", batch, basic(WRITE_KEY)), 400, "too_many_messages")
+    status, body, _ = post(ingest, "v1/batch", batch, basic(WRITE_KEY))
+    assert (status, body) == (200, {"success": True})
+    assert len(ingest.records) == 2501
 
 
 def test_queue_full_is_a_503_with_retry_after_in_segments_shape(ingest):
@@ -305,7 +329,7 @@ def test_webhook_batches_as_a_bare_array_with_basic_auth(ingest):
     assert_error(post(ingest, "v1/track", [track("u3")], basic(WRITE_KEY)), 400, "invalid_json")
 
 
-def test_a_message_too_deep_to_store_is_refused_alone(ingest):
+def test_a_message_too_deep_to_store_refuses_the_request(ingest):
     deep = b'{"type":"track","userId":"u2","event":"e","properties":' + b'{"a":' * 300 + b"1"
     deep += b"}" * 301
     body = b'{"writeKey":"%s","batch":[%s,%s,%s]}' % (
@@ -314,10 +338,8 @@ def test_a_message_too_deep_to_store_is_refused_alone(ingest):
         deep,
         orjson.dumps(track("u3")),
     )
-    status, body, _ = post(ingest, "v1/batch", body, raw=True)
-    assert (status, body) == (200, {"success": True})
-    assert [r["userId"] for r in ingest.records] == ["u1", "u3"]
-    assert ingest.source.rejected == {"invalid_message": 1}
+    assert_error(post(ingest, "v1/batch", body, raw=True), 400, "invalid_json")
+    assert ingest.records == []
 
 
 def test_analytics_js_routes_and_cors(ingest):
@@ -341,7 +363,53 @@ def test_analytics_js_routes_and_cors(ingest):
         headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 204
-    assert "Content-Encoding" in preflight.headers["Access-Control-Allow-Headers"]
+    allowed = preflight.headers["Access-Control-Allow-Headers"]
+    for header in ("Content-Type", "Content-Encoding", "Authorization", "X-Retry-Count"):
+        assert header in allowed  # X-Retry-Count: analytics-next on every retry
     refused = requests.post(f"{ingest.url}/v1/t", data=b"{}", headers=headers)
     assert refused.status_code == 401
     assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    unknown = requests.post(f"{ingest.url}/v1/nope", data=b"{}", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.headers["Access-Control-Allow-Origin"] == "*"
+    ingest.queue_full = True
+    full = requests.post(f"{ingest.url}/v1/t", data=orjson.dumps(message), headers=headers)
+    assert full.status_code == 503
+    assert full.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in full.headers["Access-Control-Expose-Headers"]
+
+
+def test_framework_answers_carry_the_sources_cors_headers():
+    """The daemon's own 503 while a connector (re)starts, and its preflight answer, come
+    with the headers the source declares (`connectord.cors`), from its configuration."""
+    from types import SimpleNamespace
+
+    from connectord import cors
+    from connectord.metrics import Metrics
+    from connectord.server import create_app
+    from connectord.testing import EmulatorServer
+
+    plugin = SimpleNamespace(cls=SegmentSource)
+    connector = SimpleNamespace(enabled=True, is_push=True, source=SimpleNamespace(plugin=plugin))
+    config = SimpleNamespace(connectors={"seg": connector})
+    app = create_app(lambda: {}, Metrics(), lambda: (True, {}), lambda name: name == "seg")
+    cors.install(app, lambda: config)
+    with EmulatorServer(app) as server:
+        starting = requests.post(f"{server.url}/ingest/seg/v1/t", data=b"{}")
+        assert starting.status_code == 503
+        assert starting.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Retry-After" in starting.headers["Access-Control-Expose-Headers"]
+        assert "Access-Control-Allow-Headers" not in starting.headers  # preflight only
+        preflight = requests.options(
+            f"{server.url}/ingest/seg/v1/t",
+            headers={
+                "Origin": "https://shop.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+            },
+        )
+        assert preflight.status_code == 204
+        assert "X-Retry-Count" in preflight.headers["Access-Control-Allow-Headers"]
+        unknown = requests.post(f"{server.url}/ingest/other/v1/t", data=b"{}")
+        assert unknown.status_code == 404
+        assert "Access-Control-Allow-Origin" not in unknown.headers  # nothing declared it
