@@ -24,6 +24,7 @@ PUBLIC = {
     "connectord.http",
     "connectord.ingest",
     "connectord.records",
+    "connectord.tables",
     "connectord.testing",
 }
 
