@@ -26,6 +26,7 @@ from .api import (
     Route,
     Secret,
     Source,
+    as_record_list,
 )
 from .errors import (
     AuthError,
@@ -60,5 +61,6 @@ __all__ = [
     "Secret",
     "Source",
     "__version__",
+    "as_record_list",
     "hookimpl",
 ]

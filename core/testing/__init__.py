@@ -13,12 +13,14 @@
 - `wait_for` polls a condition in async tests; `track`, `identify`, … build valid
   records and `assert_valid_records` checks a source's output against the record model.
 - `ThrowawayPlugin`, `plugin_manager` and `validate_config` test registration and
-  option validation the way ``connectord check`` reports it.
+  option validation the way ``connectord check`` reports it; `validate_config` raises
+  `ConfigError`, whose ``issues`` say where, what was expected and what was found.
 
 The pytest plugin in `connectord.testing.pytest_plugin` wraps these in fixtures:
 ``connectord_daemon``, ``emulator_server`` and ``register_plugin``.
 """
 
+from ..config import ConfigError
 from .daemon import DaemonProcess, free_port, write_config
 from .emulator import EmulatorServer, Fault, RecordedRequest, VendorEmulator, json_response
 from .harness import SourceRun, deliver, make_context, map_records, run_source
@@ -29,6 +31,7 @@ from .records import assert_valid_records, audience, identify, metric, page, tra
 from .waiting import wait_for
 
 __all__ = [
+    "ConfigError",
     "DaemonProcess",
     "EmulatorServer",
     "Fault",

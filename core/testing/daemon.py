@@ -91,7 +91,10 @@ class DaemonProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.listen}"
+        """Where to reach the daemon; a wildcard listener is reached on loopback."""
+        host, _, port = self.listen.rpartition(":")
+        loopback = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]"}  # noqa: S104
+        return f"http://{loopback.get(host, host)}:{port}"
 
     @property
     def pid(self) -> int:

@@ -20,8 +20,7 @@ import structlog
 from yarl import URL
 
 from connectord import ConnectordError, PermanentError, RetryableError
-from connectord.backoff import Backoff
-from connectord.http import call_with_retries, raise_for_status, retry_after_seconds
+from connectord.http import Backoff, call_with_retries, raise_for_status, retry_after_seconds
 
 from .const import (
     ACCOUNT_HEADER,

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, Field, field_validator
 
 from connectord import Batch, PullSource, Record
-from connectord.backoff import Backoff
+from connectord.http import Backoff
 
 from . import mapping
 from .client import CleverTapClient, CursorExpired

@@ -5,21 +5,32 @@ Files are named like CleverTap's cloud data export, so loaders written for it
 
     <export id>-<run epoch>-<Stream-Name>-<yyyymmdd>-<part>-<database id>.<ext>
 
-One stream per event name (``Order Placed`` → ``Order-Placed``), ``Profiles`` for
-identify records, ``metric-<name>`` for metrics; ``yyyymmdd`` is the UTC day of the
-record's ``timestamp``; ``part`` counts the files of one stream and day written by one
-run (every delivered batch adds a part). A batch is acknowledged only after all its
-files are complete under their final names: each is written under a hidden temporary
-name, fsynced, renamed, and the directory fsynced.
+One stream per file label: the event name made file-safe (``Order Placed`` →
+``Order-Placed``; names that become the same label share the stream, and the
+``event_text`` column keeps each record's own name), ``Profiles`` for identify records,
+``metric-<name>`` for metrics. A label is at most `MAX_LABEL` characters (longer ones end
+in a hash of the whole name), never starts with a dot and never contains a path
+separator, so no file is ever written outside ``directory``. ``yyyymmdd`` is the UTC day
+of the record's ``timestamp``; ``part`` counts the files of one stream and day.
 
-Columns are the warehouse's (``schema.record_row``). Each stream keeps one column
+A batch is acknowledged only after all its files are complete under their final names:
+each is written under a hidden temporary name of its own, fsynced, then published with
+no-replace semantics (a hard link, which fails rather than overwrite), and the directory
+fsynced. A final name is never reused: if it exists, the next part number is taken.
+
+Columns are the warehouse's (``connectord.tables.record_row``). Each stream keeps one column
 order, stored in the connector's state: columns that appear later are appended at the
-end, so every part's header starts with the previous part's columns.
+end, so every part's header starts with the previous part's columns. A stream has at
+most ``max_columns`` columns; the values of further keys go, by column name, into one
+JSON column ``_extra`` (appended once, like any other column).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
+import os
 import re
 import time
 import zlib
@@ -33,14 +44,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from connectord import Destination, Options, PermanentError, Record, RetryableError
-from connectord.plugins.warehouse.backends import value_type, widen
-from connectord.plugins.warehouse.schema import record_row
 from connectord.records import now_iso, parse_time
+from connectord.tables import EXTRA, json_text, put_extra, record_row, value_type, widen
 
 from . import writers
 
 EXTENSIONS = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
+MAX_LABEL = 100  # the whole name stays far below NAME_MAX (255 bytes)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
+_RECORD_FAULT = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ})
 
 
 def stream_name(record: Record) -> str:
@@ -56,8 +68,15 @@ def stream_name(record: Record) -> str:
 
 
 def file_label(stream: str) -> str:
-    """``"Order Placed"`` → ``Order-Placed``, as CleverTap names export files."""
-    return _UNSAFE.sub("-", stream.strip()).strip("-") or "unnamed"
+    """``"Order Placed"`` → ``Order-Placed``, as CleverTap names export files. Only
+    ``A-Za-z0-9_.-``, no leading or trailing dot or dash (so never ``.`` or ``..``),
+    at most `MAX_LABEL` characters: a longer name keeps its start and ends in a hash
+    of the whole name, so distinct long names stay distinct."""
+    label = _UNSAFE.sub("-", stream.strip()).strip("-.") or "unnamed"
+    if len(label) > MAX_LABEL:
+        digest = hashlib.sha256(stream.encode()).hexdigest()[:12]
+        label = f"{label[: MAX_LABEL - 13].rstrip('-.')}-{digest}"
+    return label
 
 
 def record_day(record: Record, fallback: str) -> str:
@@ -71,17 +90,30 @@ class StreamColumns:
 
     columns: list[str] = field(default_factory=list)
     types: dict[str, str] = field(default_factory=dict)
+    limit: int = 10_000
 
     def learn(self, rows: Sequence[dict[str, Any]]) -> bool:
-        """Append new columns, widen types; ``True`` if anything changed."""
+        """Append new columns (up to ``limit``; further keys go into ``_extra``), widen
+        types; ``True`` if anything changed. Rows are rewritten in place to fit."""
         changed = False
         known = set(self.columns)
         for row in rows:
-            for column, value in row.items():
-                if column not in known:
+            for column in list(row):
+                if column in known or column == EXTRA:
+                    continue
+                if len(known) + (EXTRA not in known) < self.limit:
                     known.add(column)
                     self.columns.append(column)
                     changed = True
+                else:
+                    put_extra(row.setdefault(EXTRA, {}), column, row.pop(column))
+            if EXTRA in row:
+                if EXTRA not in known:
+                    known.add(EXTRA)
+                    self.columns.append(EXTRA)
+                    changed = True
+                row[EXTRA] = json_text(row[EXTRA])
+            for column, value in row.items():
                 kind = value_type(value)
                 if kind is None:
                     continue
@@ -98,12 +130,13 @@ class StreamColumns:
 
 @dataclass
 class PartFile:
-    stream: str
+    stream: str  # the file label
     day: str
     part: int
-    final: Path
+    folder: Path
     temp: Path
     rows: list[dict[str, Any]]
+    final: Path | None = None  # set once published
 
 
 class FilesDestination(Destination):
@@ -135,12 +168,20 @@ class FilesDestination(Destination):
         subfolders: bool = Field(
             False, description="One sub-folder per stream, as CleverTap's S3 export lays out."
         )
+        max_columns: int = Field(
+            200,
+            ge=10,
+            le=10_000,
+            description="Columns per stream at most; the values of further keys go, by "
+            "column name, into one JSON column `_extra` (appended once).",
+        )
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
         self.directory = Path(options.directory)
         if not self.directory.is_absolute():
             self.directory = context.base_dir / self.directory
+        self.directory = Path(os.path.abspath(self.directory))
         self.export_id = (
             options.export_id
             if options.export_id is not None
@@ -153,6 +194,7 @@ class FilesDestination(Destination):
         self.suffix = suffix
         self.streams: dict[str, StreamColumns] = {}
         self.parts: dict[tuple[str, str], int] = {}
+        self._unsaved: set[str] = set()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"files-{context.connector}")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -195,58 +237,76 @@ class FilesDestination(Destination):
         loaded_at = now_iso()
         today = loaded_at[:10].replace("-", "")
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        names: dict[str, str] = {}
         for record in records:
             _, row = record_row(record, loaded_at=loaded_at)
-            groups[(stream_name(record), record_day(record, today))].append(row)
-        changed = await self._learn_columns(groups)
-        files = [self._part(stream, day, rows) for (stream, day), rows in groups.items()]
+            stream = stream_name(record)
+            label = file_label(stream)
+            names.setdefault(label, stream)
+            groups[(label, record_day(record, today))].append(row)
+        # Columns learned by an attempt that failed are saved with the next success.
+        self._unsaved |= await self._learn_columns(groups, names)
+        files = [self._part(label, day, rows) for (label, day), rows in groups.items()]
         try:
             await self._run(self._write_all, files)
         except OSError as err:
-            raise RetryableError(f"cannot write files into {self.directory}: {err}") from err
+            raise file_error(self.directory, err) from err
         for part in files:
             self.parts[(part.stream, part.day)] = part.part + 1
-        if changed:
+        if self._unsaved:
             await self.context.state.set_many(
-                {f"columns:{stream}": self.streams[stream].dump() for stream in changed}
+                {f"columns:{label}": self.streams[label].dump() for label in self._unsaved}
             )
+            self._unsaved = set()
         self.log.debug("files.batch.written", files=len(files), records=len(records))
 
-    async def _learn_columns(self, groups: dict[tuple[str, str], list[dict[str, Any]]]) -> set[str]:
-        streams = {stream for stream, _ in groups}
-        unknown = [s for s in streams if s not in self.streams]
+    async def _learn_columns(
+        self, groups: dict[tuple[str, str], list[dict[str, Any]]], names: dict[str, str]
+    ) -> set[str]:
+        """Load each stream's columns (stored under its label; earlier versions keyed
+        them by the raw stream name, read as a fallback), then learn the new rows."""
+        unknown = [label for label in names if label not in self.streams]
         if unknown:
-            stored = await self.context.state.get_many([f"columns:{s}" for s in unknown])
-            for stream in unknown:
-                saved = stored.get(f"columns:{stream}") or {}
-                self.streams[stream] = StreamColumns(
-                    list(saved.get("columns", [])), dict(saved.get("types", {}))
+            keys = [f"columns:{s}" for s in unknown] + [f"columns:{names[s]}" for s in unknown]
+            stored = await self.context.state.get_many(keys)
+            for label in unknown:
+                saved = (
+                    stored.get(f"columns:{label}") or stored.get(f"columns:{names[label]}") or {}
+                )
+                self.streams[label] = StreamColumns(
+                    list(saved.get("columns", [])),
+                    dict(saved.get("types", {})),
+                    self.options.max_columns,
                 )
         changed = set()
-        for (stream, _), rows in groups.items():
-            if self.streams[stream].learn(rows):
-                changed.add(stream)
+        for (label, _), rows in groups.items():
+            if self.streams[label].learn(rows):
+                changed.add(label)
         return changed
 
-    def _part(self, stream: str, day: str, rows: list[dict[str, Any]]) -> PartFile:
-        label = file_label(stream)
+    def _part(self, label: str, day: str, rows: list[dict[str, Any]]) -> PartFile:
         folder = self.directory / label if self.options.subfolders else self.directory
-        part = self.parts.get((stream, day))
+        if os.path.dirname(os.path.abspath(folder / "x")) != str(folder):
+            raise PermanentError(f"stream {label!r} would leave {self.directory}")
+        part = self.parts.get((label, day))
         if part is None:
             part = self._next_free_part(folder, label, day)
-        name = (
+        name = self._name(label, day, part)
+        temp = folder / f".{name}.{os.getpid()}-{time.monotonic_ns()}{writers.TEMP_SUFFIX}"
+        return PartFile(label, day, part, folder, temp, rows)
+
+    def _name(self, label: str, day: str, part: int) -> str:
+        return (
             f"{self.export_id}-{self.run_epoch}-{label}-{day}-{part}-"
             f"{self.options.database_id}.{self.suffix}"
         )
-        final = folder / name
-        return PartFile(stream, day, part, final, writers.temp_path(final), rows)
 
     def _next_free_part(self, folder: Path, label: str, day: str) -> int:
         prefix = f"{self.export_id}-{self.run_epoch}-{label}-{day}-"
         taken = (
             [
                 int(p.name[len(prefix) :].split("-", 1)[0])
-                for p in folder.glob(f"{prefix}*")
+                for p in folder.glob(f"{glob_escape(prefix)}*")
                 if p.name[len(prefix) :].split("-", 1)[0].isdigit()
             ]
             if folder.exists()
@@ -255,22 +315,32 @@ class FilesDestination(Destination):
         return max(taken, default=-1) + 1
 
     def _write_all(self, files: list[PartFile]) -> None:
-        """Write every temporary file, then rename them all, then fsync the
-        directories: a failure before the renames leaves nothing visible."""
-        written: list[PartFile] = []
+        """Write every temporary file, then publish them all, then fsync the
+        directories. A failure anywhere removes this batch's files, published ones
+        included (they were never acknowledged), so a retry cannot duplicate them."""
         try:
             for part in files:
-                part.final.parent.mkdir(parents=True, exist_ok=True)
+                part.folder.mkdir(parents=True, exist_ok=True)
                 self._write(part)
-                written.append(part)
+            for part in files:
+                self._publish(part)
+            for folder in {part.folder for part in files}:
+                writers.fsync_directory(folder)
         except BaseException:
-            for part in [*written, *files[len(written) :]]:
+            for part in files:
                 writers.remove_quietly(part.temp)
+                if part.final is not None:
+                    writers.remove_quietly(part.final)
             raise
-        for part in written:
-            writers.publish(part.temp, part.final)
-        for folder in {part.final.parent for part in written}:
-            writers.fsync_directory(folder)
+
+    def _publish(self, part: PartFile) -> None:
+        """Publish under the first free part number: never over an existing file."""
+        while True:
+            final = part.folder / self._name(part.stream, part.day, part.part)
+            if writers.publish(part.temp, final):
+                part.final = final
+                return
+            part.part += 1
 
     def _write(self, part: PartFile) -> None:
         columns = self.streams[part.stream].columns
@@ -282,3 +352,16 @@ class FilesDestination(Destination):
         else:
             types = self.streams[part.stream].types
             writers.write_parquet(part.temp, columns, types, part.rows)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def file_error(directory: Path, err: OSError) -> Exception:
+    """A name the file system refuses is the record's fault (dead letter once the
+    framework isolated it); a full, read-only or failing disk is the store's (retry)."""
+    message = f"cannot write files into {directory}: {err.strerror or err}"
+    if err.errno in _RECORD_FAULT:
+        return PermanentError(message)
+    return RetryableError(message)

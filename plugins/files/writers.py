@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import gzip
 import io
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from connectord.plugins.warehouse.backends import BIGINT, BOOLEAN, DOUBLE, TIMESTAMPTZ
+from connectord.tables import BIGINT, BOOLEAN, DOUBLE, TIMESTAMPTZ
 
 FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"
@@ -28,7 +29,7 @@ def temp_path(final: Path) -> Path:
 
 
 def _open_new(path: Path) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     os.fchmod(fd, FILE_MODE)  # exactly 0640, whatever the umask
     return fd
 
@@ -56,8 +57,13 @@ def write_csv(
                 stack.enter_context(stream)
             text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
             writer = csv.writer(text, lineterminator="\n")
+            # With "\n" line ends the csv module leaves a bare "\r" unquoted, and every
+            # reader splits the row there: rows holding one are written fully quoted.
+            quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
             writer.writerow(columns)
-            writer.writerows([csv_text(row.get(c)) for c in columns] for row in rows)
+            for row in rows:
+                cells = [csv_text(row.get(c)) for c in columns]
+                (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
             text.flush()
             text.detach()
         raw.flush()
@@ -120,9 +126,28 @@ def arrow_value(value: Any, kind: str | None) -> Any:
     return value if isinstance(value, str) else csv_text(value)
 
 
-def publish(temp: Path, final: Path) -> None:
-    """Rename into place; the directory is fsynced by the caller once per batch."""
-    os.replace(temp, final)
+def publish(temp: Path, final: Path) -> bool:
+    """Give ``temp`` the name ``final`` unless that name exists; ``False`` if it does.
+
+    A hard link fails with ``EEXIST`` rather than replace (``link(2)``), unlike
+    ``rename``. On file systems without hard links, an exclusively created
+    placeholder claims the name before the rename. The directory is fsynced by the
+    caller once per batch."""
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        return False
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        try:
+            os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except FileExistsError:
+            return False
+        os.replace(temp, final)
+        return True
+    os.unlink(temp)
+    return True
 
 
 def fsync_directory(directory: Path) -> None:

@@ -18,8 +18,7 @@ import orjson
 import structlog
 
 from connectord import PermanentError
-from connectord.backoff import Backoff
-from connectord.http import call_with_retries, raise_for_status
+from connectord.http import Backoff, call_with_retries, raise_for_status
 
 from .const import (
     COLLECT_PATH,

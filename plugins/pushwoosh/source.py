@@ -25,8 +25,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, AnyHttpUrl, Field
 
 from connectord import AuthError, Batch, Options, PermanentError, PullSource, Record, Secret
-from connectord.backoff import Backoff
-from connectord.http import call_with_retries
+from connectord.http import Backoff, call_with_retries
 from connectord.records import iso, parse_time, stable_message_id
 
 from .client import PushwooshClient, validate_application

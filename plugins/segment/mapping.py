@@ -23,8 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
-from connectord import Mapping, Options, Record
-from connectord.api import as_record_list
+from connectord import Mapping, Options, Record, as_record_list
 
 ANONYMOUS_PREFIX = "_PENDO_T_"
 """Pendo's prefix for anonymous visitor ids (as its agent and Segment's Pendo Web use)."""

@@ -18,8 +18,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, field_validator
 
 from connectord import Mapping, Options, Record
-
-from .expressions import Expression, compile_expression, truthy
+from connectord.expressions import Expression, compile_expression, truthy
 
 
 def _check_expression(value: str | None) -> str | None:

@@ -2,18 +2,19 @@
 the destination runs it on one dedicated thread.
 
 - `SQLiteBackend`: a local file (WAL) through sqlite-utils. SQLite keeps any value in
-  any column, so nothing needs widening there.
-- `PostgresBackend`: psycopg 3. Columns get types from the values (boolean, bigint,
-  double precision, timestamptz for ISO 8601 text, text) and are widened, never
-  narrowed, when a later value does not fit: bigint → double precision → text, any
-  other mix → text. Each batch is COPYed into a temporary table and upserted from it in
-  one transaction.
+  any column, so nothing needs widening there; the key column is always TEXT.
+- `PostgresBackend`: psycopg 3. A new column gets its type from the values of the batch
+  that adds it (boolean, bigint, double precision, timestamptz for ISO 8601 text, text);
+  a column's type is never changed afterwards: later values that do not fit are kept in
+  ``_discards`` (see `fit`). Each batch is COPYed into a temporary table and upserted
+  from it in one transaction.
+- Both keep every table within a column budget (`fit.fit_budget`) and tell the
+  record's fault (dead letter) from the store's (retry) in `delivery_error`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -23,15 +24,29 @@ from urllib.parse import urlparse
 from sqlite_utils import Database, suggest_column_types
 from sqlite_utils.db import quote_identifier
 
-from connectord import AuthError, PermanentError, RetryableError
+from connectord import PermanentError
+from connectord.tables import (
+    BIGINT,
+    DOUBLE,
+    EXTRA,
+    TEXT,
+    TIMESTAMPTZ,
+    Rows,
+    value_type,
+    widen,
+)
 
-from .schema import Rows
+from .errors import open_error, postgres_error, sqlite_error
+from .fit import DISCARDS, fit_budget, fit_types
+
+__all__ = ["open_error"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class Backend(Protocol):
-    def write(self, rows: Rows) -> None: ...
+    def write(self, rows: Rows) -> int:
+        """Write the rows; return how many values were kept in ``_discards``."""
 
     def probe(self) -> None:
         """Write and roll back, to prove the store accepts writes."""
@@ -60,14 +75,22 @@ def validate_url(url: str) -> str:
     return url
 
 
+DEFAULT_BUDGET = 400  # columns per table: 400 TOAST pointers (18 bytes) fit a PostgreSQL row
+
+
 def open_backend(
-    url: str, base_dir: Path, *, schema: str = "public", password: str | None = None
+    url: str,
+    base_dir: Path,
+    *,
+    schema: str = "public",
+    password: str | None = None,
+    budget: int = DEFAULT_BUDGET,
 ) -> Backend:
     validate_url(url)
     if urlparse(url).scheme in POSTGRES_SCHEMES:
-        return PostgresBackend(url, schema=schema, password=password)
+        return PostgresBackend(url, schema=schema, password=password, budget=budget)
     path = Path(url[len("sqlite:///") :])
-    return SQLiteBackend(path if path.is_absolute() else base_dir / path)
+    return SQLiteBackend(path if path.is_absolute() else base_dir / path, budget=budget)
 
 
 def merge_duplicates(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -75,11 +98,14 @@ def merge_duplicates(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any
     id twice in one batch must behave like two upserts in a row)."""
     merged: dict[Any, dict[str, Any]] = {}
     for row in rows:
-        found = merged.get(row.get(key))
+        found = merged.get(row[key])
         if found is None:
-            merged[row.get(key)] = row
+            merged[row[key]] = row
         else:
+            extra = {**(found.get(EXTRA) or {}), **(row.get(EXTRA) or {})}
             found.update(row)
+            if extra:
+                found[EXTRA] = extra
     return list(merged.values()) if len(merged) != len(rows) else rows
 
 
@@ -100,8 +126,9 @@ class SQLiteBackend:
     come; rows go in with one prepared ``INSERT ... ON CONFLICT DO UPDATE`` per table
     and column set (``executemany``), all in one transaction per batch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, budget: int = DEFAULT_BUDGET) -> None:
         self.path = path
+        self.budget = budget
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o640))
@@ -112,28 +139,46 @@ class SQLiteBackend:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.columns: dict[str, set[str]] = {}
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> int:
+        for table in rows.tables:
+            if table not in self.columns:
+                self._repair_key(table, rows.keys[table])
         try:
             with self.db.atomic():
                 for table, table_rows in rows.tables.items():
                     key = rows.keys[table]
                     unique = merge_duplicates(table_rows, key)
+                    fit_budget(unique, self._known(table), self.budget)
                     self._ensure(table, key, unique)
                     for group in group_by_columns(unique):
                         self._upsert(table, key, group)
         except Exception:
             self.columns.clear()  # DDL was rolled back with the transaction
             raise
+        return 0  # SQLite keeps every value as it came
 
-    def _ensure(self, table: str, key: str, rows: list[dict[str, Any]]) -> None:
-        """Create the table or add the columns these rows bring (typed by their values;
-        SQLite keeps a value of another type as it is, so nothing is lost later)."""
+    def _repair_key(self, table: str, key: str) -> None:
+        """Make the key column TEXT in a table an earlier version created with an
+        ``INTEGER PRIMARY KEY`` (a rowid alias that refuses text ids). sqlite-utils
+        rebuilds the table in one transaction and keeps views that read it working."""
+        handle = self.db[table]
+        if handle.exists() and handle.columns_dict.get(key) is int:
+            handle.transform(types={key: str})
+
+    def _known(self, table: str) -> set[str]:
         known = self.columns.get(table)
         if known is None:
             handle = self.db[table]
             known = self.columns[table] = (
                 {c.name for c in handle.columns} if handle.exists() else set()
             )
+        return known
+
+    def _ensure(self, table: str, key: str, rows: list[dict[str, Any]]) -> None:
+        """Create the table or add the columns these rows bring (typed by their values;
+        SQLite keeps a value of another type as it is, so nothing is lost later). The
+        key column is always TEXT, whatever the first id looked like."""
+        known = self._known(table)
         missing: dict[str, None] = {}
         for row in rows:
             for column in row:
@@ -144,6 +189,7 @@ class SQLiteBackend:
         types = suggest_column_types(
             [{c: row.get(c) for c in missing if row.get(c) is not None} for row in rows]
         )
+        types[key] = types[EXTRA] = str
         if not known:
             self.db[table].create(
                 {c: types.get(c, str) for c in missing}, pk=key, if_not_exists=True
@@ -151,6 +197,12 @@ class SQLiteBackend:
         else:
             for column in missing:
                 self.db[table].add_column(column, types.get(column, str))
+            if "uuid_ts" in missing and "_loaded_at" in known:
+                # rows loaded before uuid_ts existed: the same instant as _loaded_at
+                self.db.execute(
+                    f"UPDATE {quote_identifier(table)} SET uuid_ts = _loaded_at "
+                    "WHERE uuid_ts IS NULL"
+                )
         known.update(missing)
 
     def _upsert(self, table: str, key: str, group: list[dict[str, Any]]) -> None:
@@ -183,57 +235,20 @@ class SQLiteBackend:
         return f"SQLite file {self.path}"
 
     def delivery_error(self, err: Exception) -> Exception | None:
-        if isinstance(err, sqlite3.OperationalError):  # locked, disk full, I/O
-            return RetryableError(f"warehouse write failed: {err}")
-        return None
+        return sqlite_error(err)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
-BOOLEAN, BIGINT, DOUBLE, TIMESTAMPTZ, TEXT = (
-    "boolean",
-    "bigint",
-    "double precision",
-    "timestamp with time zone",
-    "text",
-)
-_NUMERIC = frozenset({BIGINT, DOUBLE})
-_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d(:?\d\d)?)$")
 
-
-def value_type(value: Any) -> str | None:
-    """The PostgreSQL type a value asks for; ``None`` for NULL."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return BOOLEAN
-    if isinstance(value, int):
-        return BIGINT
-    if isinstance(value, float):
-        return DOUBLE
-    if isinstance(value, str) and _ISO_TIME.match(value):
-        return TIMESTAMPTZ
-    return TEXT
-
-
-def widen(current: str | None, incoming: str | None) -> str | None:
-    """The narrowest type that holds both: bigint and double → double; any other mix
-    → text."""
-    if current is None or current == incoming:
-        return incoming if current is None else current
-    if incoming is None:
-        return current
-    if current in _NUMERIC and incoming in _NUMERIC:
-        return DOUBLE
-    return TEXT
-
-
-def column_types(rows: list[dict[str, Any]], key: str) -> dict[str, str | None]:
-    """The type each column needs for these rows; ``None`` where every value is NULL.
-    The key column is always text."""
+def column_types(rows: list[dict[str, Any]], key: str, known: Any = ()) -> dict[str, str | None]:
+    """The type each column not in ``known`` needs for these rows; ``None`` where every
+    value is NULL. The key column is always text."""
     types: dict[str, str | None] = {}
     for row in rows:
         for column, value in row.items():
+            if column in known:
+                continue
             incoming = value_type(value)
             if column not in types:
                 types[column] = incoming
@@ -241,6 +256,18 @@ def column_types(rows: list[dict[str, Any]], key: str) -> dict[str, str | None]:
                 types[column] = widen(types[column], incoming)
     types[key] = TEXT
     return types
+
+
+_FAMILY = {
+    # columns someone altered by hand: coerce to the nearest type we write
+    "character varying": TEXT,
+    "character": TEXT,
+    "integer": BIGINT,
+    "smallint": BIGINT,
+    "numeric": DOUBLE,
+    "real": DOUBLE,
+    "timestamp without time zone": TIMESTAMPTZ,
+}
 
 
 def _load_psycopg() -> Any:
@@ -256,8 +283,16 @@ def _load_psycopg() -> Any:
 class PostgresBackend:
     """PostgreSQL through psycopg 3: typed, widening columns; COPY, then upsert."""
 
-    def __init__(self, url: str, *, schema: str = "public", password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        password: str | None = None,
+        budget: int = DEFAULT_BUDGET,
+    ) -> None:
         self.psycopg = _load_psycopg()
+        self.budget = budget
         self.url = url
         self.schema = schema
         self._password = password
@@ -299,8 +334,9 @@ class PostgresBackend:
             known = self.columns[table] = dict(found)
         return known
 
-    def _ensure(self, table: str, key: str, wanted: dict[str, str | None]) -> None:
-        """Create the table, add missing columns, widen columns that are too narrow."""
+    def _ensure(self, table: str, key: str, wanted: dict[str, str | None]) -> dict[str, str]:
+        """Create the table and add missing columns; return every column's type. An
+        existing column's type is never changed (see `fit`)."""
         known = self._known_columns(table)
         if not known:
             columns = [
@@ -319,46 +355,52 @@ class PostgresBackend:
             self.columns.pop(table, None)
             known = self._known_columns(table)
         for column, wanted_type in wanted.items():
-            current = known.get(column)
-            if current is None:
+            if column not in known:
                 self.conn.execute(
                     self._sql("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                         self._table(table), self._ident(column), self._sql(wanted_type or TEXT)
                     )
                 )
                 known[column] = wanted_type or TEXT
-            elif wanted_type is not None and widen(current, wanted_type) != current:
-                self._widen(table, column, current, widen(current, wanted_type) or TEXT)
+                if column == "uuid_ts" and "_loaded_at" in known:
+                    self._backfill_uuid_ts(table)
+        return {c: _FAMILY.get(t, t) for c, t in known.items()}
 
-    def _widen(self, table: str, column: str, current: str, target: str) -> None:
-        name = self._ident(column)
-        if target == TEXT and current == TIMESTAMPTZ:
-            using = self._sql("to_json({})#>>'{{}}'").format(name)  # stays ISO 8601
-        else:
-            using = self._sql("{}::" + target).format(name)
+    def _backfill_uuid_ts(self, table: str) -> None:
+        """Rows loaded before ``uuid_ts`` existed get their ``_loaded_at`` (the same
+        instant), so Segment-era SQL that filters on ``uuid_ts`` still sees them."""
         self.conn.execute(
-            self._sql("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}").format(
-                self._table(table), name, self._sql(target), using
+            self._sql("UPDATE {} SET uuid_ts = _loaded_at WHERE uuid_ts IS NULL").format(
+                self._table(table)
             )
         )
-        self.columns[table][column] = target
 
     # --- loading --------------------------------------------------------------------
 
-    def write(self, rows: Rows) -> None:
+    def write(self, rows: Rows) -> int:
         if self.conn is None or self.conn.closed or self.conn.broken:
             self._connect()
         try:
             with self.conn.transaction():
+                discards: list[dict[str, Any]] = []
                 for table, table_rows in rows.tables.items():
-                    key = rows.keys[table]
-                    unique = merge_duplicates(table_rows, key)
-                    self._ensure(table, key, column_types(unique, key))
-                    for group in group_by_columns(unique):
-                        self._upsert(table, key, group)
+                    discards += self._load(table, rows.keys[table], table_rows)
+                if discards:
+                    self._load(DISCARDS, "id", discards)
         except Exception:
             self.columns.clear()  # DDL was rolled back with the transaction
             raise
+        return len(discards)
+
+    def _load(self, table: str, key: str, table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upsert one table's rows; return the values that did not fit their columns."""
+        unique = merge_duplicates(table_rows, key)
+        fit_budget(unique, self._known_columns(table), self.budget)
+        types = self._ensure(table, key, column_types(unique, key, self._known_columns(table)))
+        discards = fit_types(table, key, unique, types, unique[0].get("_loaded_at"))
+        for group in group_by_columns(unique):
+            self._upsert(table, key, group)
+        return discards if table != DISCARDS else []
 
     def _upsert(self, table: str, key: str, group: list[dict[str, Any]]) -> None:
         columns = list(group[0])
@@ -412,42 +454,3 @@ class PostgresBackend:
 
     def delivery_error(self, err: Exception) -> Exception | None:
         return postgres_error(self.psycopg, err)
-
-
-_AUTH_STATES = frozenset({"28000", "28P01", "42501"})
-_AUTH_WORDS = re.compile(
-    r"password authentication failed|no pg_hba\.conf entry|permission denied|"
-    r'role "[^"]*" does not exist|password is required'
-)
-
-
-def postgres_error(psycopg: Any, err: Exception) -> Exception | None:
-    """Classify a psycopg error: credentials → `AuthError`; connection trouble,
-    deadlocks and serialisation failures → `RetryableError`; bad data → `PermanentError`
-    (the framework then isolates the records at fault). Never echoes the URL."""
-    state = getattr(err, "sqlstate", None) or ""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if state in _AUTH_STATES or _AUTH_WORDS.search(str(err)):
-        return AuthError(f"PostgreSQL refused the credentials: {text}")
-    if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError) or state.startswith(
-        ("08", "40", "53", "57")
-    ):
-        return RetryableError(f"PostgreSQL unavailable: {text}")
-    if isinstance(err, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError):
-        return PermanentError(f"PostgreSQL refused the rows: {text}")
-    return None
-
-
-def open_error(err: Exception) -> Exception:
-    """A failure to open the store as a delivery error: refused credentials →
-    `AuthError`, anything else (server down, unreachable host, locked file) retryable."""
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - depends on the install
-        psycopg = None
-    if psycopg is not None and isinstance(err, psycopg.Error):
-        found = postgres_error(psycopg, err)
-        if found is not None:
-            return found
-    first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-    return RetryableError(f"warehouse unavailable: {first}")

@@ -11,9 +11,9 @@ from pydantic import AfterValidator, Field
 
 from connectord import ConnectordError, Destination, Options, Record, RetryableError, Secret
 from connectord.records import now_iso
+from connectord.tables import rows_for
 
-from .backends import Backend, open_backend, open_error, validate_url
-from .schema import rows_for
+from .backends import DEFAULT_BUDGET, Backend, open_backend, open_error, validate_url
 
 
 class WarehouseDestination(Destination):
@@ -41,6 +41,13 @@ class WarehouseDestination(Destination):
         tracks_table: bool = Field(
             True, description="Also write every track event to the shared `tracks` table."
         )
+        max_columns: int = Field(
+            DEFAULT_BUDGET,
+            ge=20,
+            le=1000,
+            description="Columns per table at most; the values of further properties go, "
+            "by column name, into one JSON text column `_extra`.",
+        )
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
@@ -57,6 +64,7 @@ class WarehouseDestination(Destination):
             self.context.base_dir,
             schema=self.options.db_schema,
             password=password.get_secret_value() if password is not None else None,
+            budget=self.options.max_columns,
         )
 
     async def _open_or_raise(self) -> Backend:
@@ -95,7 +103,7 @@ class WarehouseDestination(Destination):
         if self._backend is None:  # start() failed earlier (store down): try again now
             self._backend = await self._open_or_raise()
         try:
-            await self._run(self._backend.write, rows)
+            discarded = await self._run(self._backend.write, rows)
         except Exception as err:
             error = self._backend.delivery_error(err)
             if error is None:
@@ -103,4 +111,6 @@ class WarehouseDestination(Destination):
             if isinstance(error, RetryableError):
                 self.log.warning("warehouse.write.retry", error=str(error))
             raise error from err
+        if discarded:  # stored, but not in their columns: operators should know
+            self.log.info("warehouse.values.discarded", count=discarded, table="_discards")
         return None

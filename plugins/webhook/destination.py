@@ -23,9 +23,9 @@ from connectord import (
     RetryableError,
     Secret,
 )
+from connectord.expressions import Expression, compile_expression
 from connectord.http import raise_for_status
 from connectord.ingest import sign
-from connectord.plugins.transform.expressions import Expression, compile_expression
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 

@@ -76,7 +76,7 @@ class WebhookSource(PushSource):
         self.max_body_bytes = options.max_body_bytes
         self.user_id = None
         if options.user_id:
-            from connectord.plugins.transform.expressions import Expression
+            from connectord.expressions import Expression
 
             self.user_id = Expression(options.user_id)
 

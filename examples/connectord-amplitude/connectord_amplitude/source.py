@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from connectord import Batch, Options, PullSource, Secret
-from connectord.backoff import Backoff
-from connectord.http import call_with_retries
+from connectord.http import Backoff, call_with_retries
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from .client import AmplitudeClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from connectord.backoff import Backoff
+from connectord.http import Backoff
 from emulator import API_KEY, SECRET_KEY, AmplitudeEmulator
 
 from connectord_amplitude.source import AmplitudeExportSource

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from connectord import AuthError, PermanentError, RetryableError
-from connectord.config import ConfigError
-from connectord.testing import assert_valid_records, run_source, validate_config
+from connectord.testing import ConfigError, assert_valid_records, run_source, validate_config
 
 from connectord_amplitude.source import AmplitudeExportSource
 

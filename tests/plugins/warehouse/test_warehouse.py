@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from connectord import AuthError, RetryableError
-from connectord.plugins.warehouse.backends import TEXT, column_types, value_type, widen
+from connectord.plugins.warehouse.backends import column_types
 from connectord.plugins.warehouse.destination import WarehouseDestination
+from connectord.tables import TEXT, value_type, widen
 from connectord.testing import deliver, make_context
 from tests.plugins.clevertap.common import postgres_database
 
@@ -124,7 +125,7 @@ def pg(url, sql, *args):
         return db.execute(sql, args).fetchall()
 
 
-async def test_postgres_tables_types_upserts_and_widening(postgres_url):
+async def test_postgres_tables_types_upserts_and_discards(postgres_url):
     options = {"url": postgres_url, "schema": "bi"}
     first = [track(1, price=5, paid=True), track(2, price=6, paid=False)]
     await deliver(WarehouseDestination, options, first)
@@ -150,23 +151,36 @@ async def test_postgres_tables_types_upserts_and_widening(postgres_url):
             "WHERE table_schema = 'bi' AND table_name = 'order_completed'",
         )
     )
-    assert types["price"] == "text" and types["paid"] == "text" and types["note"] == "text"
+    # A column's type is set once; values that do not fit are kept in _discards.
+    assert types["price"] == "bigint" and types["paid"] == "boolean" and types["note"] == "text"
     assert pg(postgres_url, "SELECT id, price, paid, note FROM bi.order_completed ORDER BY id") == [
-        ("m1", "5", "true", None),
-        ("m2", "6.5", "false", None),
-        ("m3", "about 7", "yes", "new"),
+        ("m1", 5, True, None),
+        ("m2", None, False, None),
+        ("m3", None, None, "new"),
+    ]
+    assert pg(
+        postgres_url,
+        "SELECT row_id, table_name, column_name, column_value FROM bi._discards "
+        "ORDER BY row_id, column_name",
+    ) == [
+        ("m2", "order_completed", "price", "6.5"),
+        ("m3", "order_completed", "paid", "yes"),
+        ("m3", "order_completed", "price", "about 7"),
     ]
     assert pg(postgres_url, "SELECT count(*) FROM bi.tracks") == [(3,)]
 
 
-async def test_postgres_bigint_widens_to_double(postgres_url):
+async def test_postgres_column_types_never_change(postgres_url):
     options = {"url": postgres_url}
-    await deliver(WarehouseDestination, options, [track(1, amount=10)])
-    await deliver(WarehouseDestination, options, [track(2, amount=10.25)])
-    assert pg(postgres_url, "SELECT id, amount FROM order_completed ORDER BY id") == [
-        ("m1", 10.0),
-        ("m2", 10.25),
+    await deliver(WarehouseDestination, options, [track(1, amount=10, label="x")])
+    await deliver(WarehouseDestination, options, [track(2, amount=10.0, label=7)])
+    await deliver(WarehouseDestination, options, [track(3, amount=10.25)])
+    assert pg(postgres_url, "SELECT id, amount, label FROM order_completed ORDER BY id") == [
+        ("m1", 10, "x"),
+        ("m2", 10, "7"),  # lossless: 10.0 is the bigint 10, 7 is the text "7"
+        ("m3", None, None),
     ]
+    assert pg(postgres_url, "SELECT row_id, column_value FROM _discards") == [("m3", "10.25")]
 
 
 async def test_postgres_reloading_a_day_does_not_duplicate(postgres_url):

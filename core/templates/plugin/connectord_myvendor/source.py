@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from connectord import Batch, Options, PullSource, Secret
-from connectord.backoff import Backoff
-from connectord.http import call_with_retries
+from connectord.http import Backoff, call_with_retries
 from pydantic import AnyHttpUrl, Field
 
 from .client import MyVendorClient

@@ -7,7 +7,7 @@ connectord's own pytest plugin adds ``emulator_server`` (run an emulator on
 from __future__ import annotations
 
 import pytest
-from connectord.backoff import Backoff
+from connectord.http import Backoff
 from emulator import API_KEY, MyVendorEmulator
 
 from connectord_myvendor.source import MyVendorEventsSource

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from connectord import AuthError, RetryableError
-from connectord.config import ConfigError
-from connectord.testing import assert_valid_records, run_source, validate_config
+from connectord.testing import ConfigError, assert_valid_records, run_source, validate_config
 
 from connectord_myvendor.const import EVENTS_PATH
 from connectord_myvendor.source import MyVendorEventsSource

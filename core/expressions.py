@@ -1,4 +1,9 @@
-"""JMESPath with a few string and time functions, compiled once at config time."""
+"""JMESPath with a few string and time functions, compiled once at config time.
+
+Public for plugins: any option that lets a user pick a value out of a record (a user id
+path, a template placeholder, a filter) should take one of these expressions, so every
+plugin speaks the same expression language as the ``fields`` and ``filter`` mappings.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import jmespath
 import jmespath.exceptions
 from jmespath import functions
 
-from connectord.records import epoch_ms, iso, parse_time
+from .records import epoch_ms, iso, parse_time
 
 
 class _Functions(functions.Functions):
