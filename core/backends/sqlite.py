@@ -14,6 +14,7 @@ exactly the ids read, like the PostgreSQL backend.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,7 +42,19 @@ class SqliteBackend:
         self._flush_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        await self.store.open()
+        """Processes starting together open the file one at a time: creating the file,
+        switching it to WAL and applying migrations are not safe to race (a second
+        process sees "database is locked", or half-created tables and refuses the file)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:  # a lock on the directory: closing an fd of the database itself would drop
+            # SQLite's own locks (https://www.sqlite.org/howtocorrupt.html, section 2.2)
+            await asyncio.get_running_loop().run_in_executor(
+                None, fcntl.flock, directory, fcntl.LOCK_EX
+            )
+            await self.store.open()
+        finally:
+            os.close(directory)  # releases the flock
         log.info("state.opened", backend="sqlite", path=str(self.path))
 
     async def close(self) -> None:

@@ -172,3 +172,35 @@ def test_a_stopped_holder_cannot_write_with_its_stale_epoch(tmp_path, workers):
     after = asyncio.run(observe(state))
     assert after[:4] == before[:4]
     assert (after[4].node, after[4].epoch) == ("node-b", 2)
+
+
+OPEN_AND_ENQUEUE = """
+import asyncio, sys
+from connectord.backends.sqlite import SqliteBackend
+
+async def main():
+    db = SqliteBackend(sys.argv[1])
+    await db.open()
+    await db.enqueue_many([("c", [b"{}"])])
+    await db.close()
+
+asyncio.run(main())
+"""
+
+
+def test_processes_starting_together_all_open_a_new_file(tmp_path):
+    """Creating the file, WAL mode and migrations must not race between processes."""
+    for attempt in range(3):
+        state = tmp_path / f"state-{attempt}.db"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AND_ENQUEUE, str(state)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+            for _ in range(5)
+        ]
+        outputs = [p.communicate(timeout=60)[0].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 5, outputs
+        assert asyncio.run(observe(state))[3]["received"] == 5
