@@ -6,8 +6,10 @@ SQLite lets one writer at a time into a database file, across threads and proces
 alike, so a check (an epoch, an expected value, a lease's expiry) and the write that
 depends on it cannot be separated by another process's write. A plain ``BEGIN`` would
 read first and could fail with ``SQLITE_BUSY`` when upgrading to a write after another
-process committed (https://www.sqlite.org/lang_transaction.html, "Read transactions
-versus write transactions"). `Store`'s own ``atomic()`` blocks nest inside as savepoints.
+process committed, without waiting for the busy timeout
+(https://www.sqlite.org/lang_transaction.html,
+https://www.sqlite.org/rescode.html#busy_snapshot). `Store`'s own ``atomic()`` blocks
+nest inside as savepoints.
 
 Lease times are seconds since the epoch on the machine's clock: the processes sharing a
 state file share one machine (SQLite's WAL mode does not work over a network file
