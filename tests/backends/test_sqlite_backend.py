@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +12,7 @@ import pytest
 
 from connectord.backends import connector_lease
 from connectord.backends import sqlite_ops as ops
+from connectord.backends.sqlite import SqliteBackend
 from connectord.state import Store
 
 LEASE = connector_lease("c")
@@ -55,3 +58,32 @@ def test_a_failed_write_rolls_back_everything(tmp_path):
     assert not store.conn.in_transaction
     assert store.get_state("ns", ["k"]) == {}
     store.close()
+
+
+async def test_concurrent_enqueues_share_transactions(tmp_path, monkeypatch):
+    """Group commit is kept: a burst of push requests costs a few commits, not one each,
+    and a failed commit fails every caller it carried (none is told 'durable')."""
+    backend = SqliteBackend(tmp_path / "state.db")
+    await backend.open()
+    commits: list[int] = []
+    original = Store.enqueue_many
+
+    def counted(store: Store, items: list) -> None:
+        commits.append(len(items))
+        if any(connector == "broken" for connector, _ in items):
+            raise sqlite3.OperationalError("disk I/O error")
+        original(store, items)
+
+    monkeypatch.setattr(Store, "enqueue_many", counted)
+    try:
+        await asyncio.gather(*(backend.enqueue_many([("c", [b"{}"])]) for _ in range(100)))
+        assert await backend.queue_depth("c") == 100
+        assert len(commits) < 10
+        commits.clear()
+        calls = [backend.enqueue_many([("broken" if i == 0 else "c", [b"{}"])]) for i in range(5)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert commits == [5]
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        assert await backend.queue_depth("c") == 100
+    finally:
+        await backend.close()
