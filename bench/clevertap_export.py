@@ -23,7 +23,7 @@ What it measures:
    table per event, as dlt writes). Rows are upserted on ``id``.
    connectord-duckdb: the same, with the ``warehouse`` destination on a DuckDB file
    (``duckdb:///connectord.duckdb``; typed columns, one upsert statement per table and
-   column set, the file released after each batch).
+   column set, the file released when batches pause).
 3. dlt: its REST API source (``rest_api_source``, a cursor paginator for CleverTap's
    ``next_cursor``) and its ``sqlalchemy`` destination on a SQLite file — the same kind
    of store — in a child process. ``write_disposition = "append"`` (dlt's default; no
@@ -224,7 +224,7 @@ def duckdb_rows(path: Path) -> dict[str, int]:
         return {}
     with duckdb.connect(str(path), read_only=True) as db:
         found = db.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        tables = [r[0] for r in found]
+        tables = [r[0] for r in found if not r[0].startswith("_")]  # not _discards
         return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 

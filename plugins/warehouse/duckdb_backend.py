@@ -8,14 +8,16 @@ ON CONFLICT (id) DO UPDATE``, all tables of a batch in one transaction.
 
 One process at a time may open a DuckDB file for writing, and while it is open no other
 process can open it, not even read-only (https://duckdb.org/docs/stable/connect/concurrency).
-So the backend opens the file for each batch and closes it once the batch is committed:
-between loads a BI tool may attach the file read-only. While a reader holds it, a load
-cannot take the file's lock and is retried later; nothing is lost.
+So the backend holds the file only while batches keep coming: it closes it once no batch
+has arrived for `RELEASE_AFTER` seconds (and after any failed batch), and between loads
+a BI tool may attach the file read-only. While a reader holds it, a load cannot take the
+file's lock and is retried later; nothing is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,10 @@ _FAMILY = {
     "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ,
     "TIMESTAMP": TIMESTAMPTZ,
 }
+RELEASE_AFTER = 2.0
+"""Seconds without a batch after which the file is closed for readers. Reopening costs
+a checkpoint and a catalog load (~0.1-0.3 s), so back-to-back batches keep it open."""
+
 # Failures of the file or the process, not of the rows: try the batch again later.
 _STORE_ERRORS = (
     "IOException",
@@ -85,14 +91,25 @@ def duckdb_error(duckdb: Any, err: Exception) -> Exception | None:
 
 
 class DuckDBBackend:
-    """A DuckDB file, opened per batch so readers can attach it between loads."""
+    """A DuckDB file, held while batches come and released when they pause, so readers
+    can attach it between loads."""
 
-    def __init__(self, path: Path, *, schema: str = "main", budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        schema: str = "main",
+        budget: int = DEFAULT_BUDGET,
+        release_after: float = RELEASE_AFTER,
+    ) -> None:
         self.duckdb = load_duckdb()
         self.path = path
         self.schema = "main" if schema == "public" else schema  # DuckDB's default is main
         self.budget = budget
         self.conn: Any = None
+        self.release_after = release_after
+        self._lock = threading.Lock()  # the idle timer closes the file from its own thread
+        self._timer: threading.Timer | None = None
         self._schema = quote(self.schema)
         self.columns: dict[str, dict[str, str]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +129,22 @@ class DuckDBBackend:
 
     def _table(self, table: str) -> str:
         return f"{self._schema}.{quote(table)}"
+
+    def _release_later(self) -> None:
+        """Close the file once no batch has come for `release_after` seconds."""
+        self._cancel_timer()
+        self._timer = threading.Timer(self.release_after, self._idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle(self) -> None:
+        with self._lock:
+            self._release()
 
     def _release(self) -> None:
         """Close the file (DuckDB checkpoints its WAL on close) so readers may attach."""
@@ -163,6 +196,17 @@ class DuckDBBackend:
     # --- loading --------------------------------------------------------------------
 
     def write(self, rows: Rows) -> int:
+        with self._lock:
+            self._cancel_timer()
+            try:
+                discards = self._write(rows)
+            except Exception:
+                self._release()  # a reader may attach while the batch waits for its retry
+                raise
+            self._release_later()
+            return discards
+
+    def _write(self, rows: Rows) -> int:
         conn = self._open()
         try:
             conn.begin()
@@ -177,8 +221,6 @@ class DuckDBBackend:
             with contextlib.suppress(self.duckdb.Error):  # none left if begin or commit failed
                 conn.rollback()
             raise
-        finally:
-            self._release()
         return len(discards)
 
     def _load(self, table: str, key: str, table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,18 +257,21 @@ class DuckDBBackend:
     # --- the rest of the interface --------------------------------------------------
 
     def probe(self) -> None:
-        conn = self._open()
-        try:
-            conn.begin()
-            check = self._table("_connectord_check")
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {check} (id VARCHAR)")
-            conn.execute(f"INSERT INTO {check} VALUES ('probe')")
-            conn.rollback()
-        finally:
-            self._release()
+        with self._lock:
+            conn = self._open()
+            try:
+                conn.begin()
+                check = self._table("_connectord_check")
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {check} (id VARCHAR)")
+                conn.execute(f"INSERT INTO {check} VALUES ('probe')")
+                conn.rollback()
+            finally:
+                self._release()
 
     def close(self) -> None:
-        self._release()
+        with self._lock:
+            self._cancel_timer()
+            self._release()
 
     def describe(self) -> str:
         return f"DuckDB file {self.path} (schema {self.schema})"

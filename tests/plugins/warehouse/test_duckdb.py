@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
@@ -36,7 +37,23 @@ async def test_check_writes_and_rolls_back(tmp_path):
         assert db.execute("SELECT table_name FROM information_schema.tables").fetchall() == []
 
 
-async def test_a_reader_attaches_between_loads_and_a_held_file_is_retried(tmp_path):
+READER = """
+import sys, time, duckdb
+deadline = time.monotonic() + 30
+while True:
+    try:
+        db = duckdb.connect(sys.argv[1], read_only=True)
+        break
+    except duckdb.IOException:  # the writer still holds the file
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+print(db.execute("SELECT count(*) FROM order_completed").fetchone()[0], flush=True)
+sys.stdin.readline()
+"""
+
+
+async def test_a_reader_attaches_when_loads_pause_and_a_held_file_is_retried(tmp_path):
     path = tmp_path / "bi.duckdb"
     options = {"url": f"duckdb:///{path}"}
     async with make_context(base_dir=tmp_path) as context:
@@ -44,33 +61,31 @@ async def test_a_reader_attaches_between_loads_and_a_held_file_is_retried(tmp_pa
             WarehouseDestination.Options.model_validate(options), context
         )
         await destination.start()
+        destination._backend.release_after = 0.3
         await destination.send([track(1)])
-        # a BI tool in another process reads while the destination is running
+        await destination.send([track(2)])  # back to back: the file stays open
+        started = time.monotonic()
+        # a BI tool in another process: it can attach once the loads pause
         reader = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import duckdb, sys; db = duckdb.connect(sys.argv[1], read_only=True); "
-                "print(db.execute('SELECT count(*) FROM order_completed').fetchone()[0], "
-                "flush=True); sys.stdin.readline()",
-                str(path),
-            ],
+            [sys.executable, "-c", READER, str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
-            assert reader.stdout.readline().strip() == "1"
+            assert reader.stdout.readline().strip() == "2"
+            assert time.monotonic() - started >= 0.2  # not before the pause
             with pytest.raises(RetryableError, match="DuckDB unavailable"):
-                await destination.send([track(2)])  # the reader holds the file's lock
+                await destination.send([track(3)])  # the reader holds the file's lock
         finally:
             reader.communicate("\n", timeout=30)
-        await destination.send([track(2)])  # the reader is gone: the retry goes through
+        await destination.send([track(3)])  # the reader is gone: the retry goes through
         await destination.close()
     with duckdb.connect(str(path), read_only=True) as db:
         assert db.execute("SELECT id FROM order_completed ORDER BY id").fetchall() == [
             ("m1",),
             ("m2",),
+            ("m3",),
         ]
 
 
