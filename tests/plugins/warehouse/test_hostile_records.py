@@ -244,3 +244,41 @@ async def test_uuid_ts_is_added_to_tables_loaded_before_it_existed(typed_url):
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_name = 'clicked' AND column_name = 'uuid_ts'",
     ) == [("timestamp with time zone",)]
+
+
+# --- the SQLite-only findings above, on the typed stores -----------------------------------
+
+
+async def test_null_message_ids_are_never_merged_on_typed_stores(typed_url):
+    batch = [{**track(None, i), "messageId": None} for i in range(50)]
+    for _ in range(2):  # a re-delivery upserts the same rows
+        result = await deliver(WarehouseDestination, {"url": typed_url}, batch)
+        assert not result.rejected and not result.retry
+    assert query(typed_url, "SELECT count(*), count(DISTINCT id) FROM clicked") == [(50, 50)]
+
+
+async def test_a_numeric_first_message_id_does_not_type_the_key_column_of_typed_stores(
+    typed_url,
+):
+    await deliver(WarehouseDestination, {"url": typed_url}, [track(7, 0)])
+    later = [track(f"m{i}", i) for i in range(1, 20)] + [track(2.5, 20), track(True, 21)]
+    await deliver(WarehouseDestination, {"url": typed_url}, later)
+    assert query(
+        typed_url,
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'clicked' AND column_name = 'id'",
+    ) == [("text",)]
+    ids = {r[0] for r in query(typed_url, "SELECT id FROM clicked")}
+    assert ids == {"7", "2.5", "true"} | {f"m{i}" for i in range(1, 20)}
+
+
+async def test_colliding_keys_beyond_the_budget_both_stay_on_typed_stores(typed_url):
+    options = {"url": typed_url, "max_columns": 20}
+    await deliver(WarehouseDestination, options, [track("a", 1, **{f"p{i}": i for i in range(30)})])
+    await deliver(WarehouseDestination, options, [track("b", 2, firstName=1, first_name=2)])
+    (extra,) = query(typed_url, "SELECT _extra FROM clicked WHERE id = 'b'")[0]
+    assert sorted(orjson.loads(extra).values()) == [1, 2]
+    (count,) = query(
+        typed_url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'clicked'"
+    )[0]
+    assert count == 20
