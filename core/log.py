@@ -8,6 +8,7 @@ removes every configured secret from every field, whatever a plugin logs.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -49,10 +50,26 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
+def wants_console(fmt: str, stream: Any, environ: dict[str, str] | None = None) -> bool:
+    """Whether ``fmt`` means human-readable output on ``stream``.
+
+    ``auto`` is readable only on a terminal, and never under systemd: journald sets
+    ``JOURNAL_STREAM`` when it holds the output, and the journal wants JSON lines even
+    when a unit's output is also a terminal. Pipes and files get JSON lines.
+    """
+    if fmt != "auto":
+        return fmt == "console"
+    env = os.environ if environ is None else environ
+    if env.get("JOURNAL_STREAM"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog for the process. ``fmt``: auto, json or console."""
     stream = stream or sys.stdout
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    console = wants_console(fmt, stream)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
