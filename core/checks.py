@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 
 from .api import Plugin, PluginContext
 from .config import Config, PluginSpec
+from .errors import ConnectordError
 from .http import new_session
 from .state import MemoryKeyValue
 
@@ -84,6 +86,11 @@ async def _close(plugin: Plugin) -> None:
 
 
 def _describe(err: BaseException) -> str:
+    """What failed, worded so that a plugin bug does not read like refused credentials."""
     if isinstance(err, TimeoutError):
         return f"no answer within {CHECK_TIMEOUT:g}s"
-    return str(err) or repr(err)
+    if isinstance(err, ConnectordError):
+        return str(err) or repr(err)
+    if isinstance(err, (aiohttp.ClientError, OSError)):
+        return f"network error: {err!r}"
+    return f"{type(err).__name__}: {err} (an error in the plugin, not a credential problem)"

@@ -130,8 +130,12 @@ class _Hooks:
     ("fail_in", "calls", "message"),
     [
         ("", ["start", "check", "close"], None),
-        ("start", ["start", "close"], "start failed: start broke"),
-        ("check", ["start", "check", "close"], "check broke"),
+        ("start", ["start", "close"], "start failed: RuntimeError: start broke"),
+        (
+            "check",
+            ["start", "check", "close"],
+            "RuntimeError: check broke (an error in the plugin, not a credential problem)",
+        ),
     ],
 )
 def test_start_then_check_then_close_always(monkeypatch, tmp_path, fail_in, calls, message):
