@@ -53,17 +53,34 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
 def wants_console(fmt: str, stream: Any, environ: dict[str, str] | None = None) -> bool:
     """Whether ``fmt`` means human-readable output on ``stream``.
 
-    ``auto`` is readable only on a terminal, and never under systemd: journald sets
-    ``JOURNAL_STREAM`` when it holds the output, and the journal wants JSON lines even
-    when a unit's output is also a terminal. Pipes and files get JSON lines.
+    ``auto`` is readable only on a terminal that is not the journal; pipes, files and
+    journald get JSON lines.
     """
     if fmt != "auto":
         return fmt == "console"
-    env = os.environ if environ is None else environ
-    if env.get("JOURNAL_STREAM"):
+    if on_journal(stream, os.environ if environ is None else environ):
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def on_journal(stream: Any, environ: dict[str, str]) -> bool:
+    """Whether ``stream`` is connected to journald.
+
+    systemd sets ``JOURNAL_STREAM=<device>:<inode>`` for a service whose stdout or
+    stderr goes to the journal, and says to compare it with the stream's own numbers
+    (systemd.exec(5)): the variable is inherited by children whose output goes
+    elsewhere, e.g. a terminal started from a user service. A stream without a file
+    descriptor cannot be compared; then the variable is believed.
+    """
+    value = environ.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return True
+    return value.strip() == f"{stat.st_dev}:{stat.st_ino}"
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
