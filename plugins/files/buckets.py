@@ -168,7 +168,11 @@ class GCSBucket(Bucket):
 
         try:
             self.bucket.blob(key).upload_from_string(
-                data, content_type="application/octet-stream", if_generation_match=0
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=0,
+                retry=quick_retry(),
+                timeout=60,
             )
         except gx.PreconditionFailed:
             return False
@@ -181,7 +185,7 @@ class GCSBucket(Bucket):
         from google.api_core import exceptions as gx
 
         with contextlib.suppress(gx.NotFound):
-            self.bucket.blob(key).delete()
+            self.bucket.blob(key).delete(retry=quick_retry(), timeout=60)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         from google.api_core import exceptions as gx
@@ -201,6 +205,14 @@ class GCSBucket(Bucket):
             if type(err).__module__.startswith(("requests", "urllib3", "google.auth")):
                 raise RetryableError(f"cannot reach {self.url}: {str(err)[:300]}") from err
             raise
+
+
+def quick_retry() -> Any:
+    """A few seconds of the client's own retries; longer outages are the daemon's retry
+    schedule (the default would block a worker for two minutes)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(10)
 
 
 def open_bucket(url: BucketUrl, options: Any, run: Callable[..., Any]) -> Bucket:
