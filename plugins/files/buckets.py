@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,8 @@ def s3_error(url: BucketUrl, err: Exception) -> Exception:
     """Name what is missing: the bucket, the permission, or the endpoint."""
     from obstore import exceptions as ox
 
-    text = str(err).split("\n", 1)[0][:300]
+    code = re.search(r"<Code>([^<]{1,64})</Code>", str(err))
+    text = (f"{code.group(1)}: " if code else "") + str(err).split("\n", 1)[0][:300]
     if isinstance(err, ox.NotFoundError) or "NoSuchBucket" in str(err):
         return PermanentError(f"bucket {url.bucket!r} does not exist ({url}): {text}")
     if isinstance(err, ox.PermissionDeniedError | ox.UnauthenticatedError) or (

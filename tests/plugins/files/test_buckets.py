@@ -134,8 +134,10 @@ async def test_s3_refuses_wrong_credentials(s3_server, monkeypatch):
     import moto.core.responses as responses
 
     monkeypatch.setattr(responses.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0, raising=False)
-    with pytest.raises(AuthError, match="permission denied"):
+    with pytest.raises(AuthError, match="permission denied") as refused:
         await check(s3_server.options(bucket))
+    assert "InvalidAccessKeyId" in str(refused.value)  # moto's refusal, not ours
+    assert "test-secret" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
