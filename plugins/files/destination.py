@@ -1,4 +1,6 @@
-"""``files``: records into gzip CSV, JSON lines or Parquet files in a directory.
+"""``files``: records into gzip CSV, JSON lines or Parquet files in a directory, or
+objects in an S3 or GCS bucket (``url``; naming and uploads in `objects`, stores in
+`buckets`).
 
 Files are named like CleverTap's cloud data export, so loaders written for it
 (BigQuery/GCS wildcards such as ``*-Charged-*.csv.gz``) keep working::

@@ -21,9 +21,9 @@ from connectord.testing import write_config
 from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
 from tests.plugins.files.test_buckets import OBJECT
-from tests.storage.servers import s3_server
+from tests.storage.servers import gcs_server, s3_server
 
-__all__ = ["s3_server"]
+__all__ = ["gcs_server", "s3_server"]
 
 
 def rows_of(data: bytes) -> list[list[str]]:
@@ -103,3 +103,54 @@ destination = {toml_inline(destination)}
         f"SELECT count(*) FROM read_csv('{local}/*-Charged-*.csv.gz', union_by_name = true)"
     ).fetchall()
     assert count == data.total("Charged")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_daemon_killed_and_restarted_into_gcs_every_event_exactly_once(
+    emulator_server, connectord_daemon, gcs_server
+):
+    """The same through the running daemon (scheduled runs), into the GCS emulator."""
+    data = Dataset(days=2, events_per_day=10_000, users=300)
+    emulator = CleverTapEmulator(data)
+    server = emulator_server(emulator)
+    bucket = f"bi-{uuid.uuid4().hex[:10]}"
+    gcs = gcs_server.client()
+    gcs.create_bucket(bucket)
+    source = source_options(emulator, server.url, events=list(EVENT_NAMES), batch_size=2000)
+    destination = {"type": "files", "export_id": 1663664837, **gcs_server.options(bucket)}
+    daemon = connectord_daemon(
+        f"""
+[connectors.clevertap_gcs]
+schedule = "every 1s"
+source = {{ type = "clevertap.events", {toml_inline(source)[2:-2]} }}
+destination = {toml_inline(destination)}
+"""
+    )
+    seen: dict[str, bool] = {}
+
+    def listed() -> int:
+        for blob in gcs.list_blobs(bucket):
+            if blob.name not in seen:
+                try:
+                    seen[blob.name] = len(rows_of(blob.download_as_bytes())) > 1
+                except Exception:
+                    seen[blob.name] = False
+        return len(seen)
+
+    daemon.wait_for(lambda: listed() >= 3, timeout=120, message="three objects")
+    daemon.kill()
+    daemon.start()
+    ids: Counter[str] = Counter()
+
+    def complete() -> bool:
+        listed()
+        ids.clear()
+        for blob in gcs.list_blobs(bucket):
+            ids.update(row[0] for row in rows_of(blob.download_as_bytes())[1:])
+        return len(ids) >= data.total()
+
+    daemon.wait_for(complete, timeout=240, interval=1, message="every event")
+    assert all(seen.values()), [k for k, ok in seen.items() if not ok]
+    assert all(OBJECT.match(k.split("/", 1)[1]) for k in seen)
+    assert len(ids) == data.total() and max(ids.values()) == 1
