@@ -2,11 +2,12 @@
 Cloud Storage, each behind the same three calls.
 
 Library choice. S3 goes through ``obstore`` (Python bindings of the Rust ``object_store``
-crate used by Arrow, DataFusion and Polars): one 5 MB wheel with no Python dependencies,
-native asyncio, conditional PUT (``mode="create"`` sends ``If-None-Match: *``) and
-multipart uploads, and the AWS credential chain (environment, web identity, ECS and EC2
-instance roles). fsspec+s3fs+gcsfs pulls 47 packages (35 MB of wheels) through
-aiobotocore; boto3+google-cloud-storage 27 packages (25 MB) and boto3 is synchronous.
+crate used by Arrow, DataFusion and Polars): one 5.4 MB wheel (16 MB installed), no
+dependency but typing_extensions, native asyncio, conditional PUT (``mode="create"``
+sends ``If-None-Match: *``) and multipart uploads, and the AWS credential chain
+(environment, web identity, ECS and EC2 instance roles). fsspec+s3fs+gcsfs pulls 47
+packages (35 MB of wheels, 114 MB installed) through aiobotocore; boto3 with
+google-cloud-storage 27 packages (25 MB, 76 MB installed), and boto3 is synchronous.
 
 Google Cloud Storage goes through Google's own ``google-cloud-storage``: it speaks the
 JSON API (``ifGenerationMatch=0`` for create-only uploads) and Application Default
