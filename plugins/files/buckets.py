@@ -130,6 +130,8 @@ def s3_error(url: BucketUrl, err: Exception) -> Exception:
 
     code = re.search(r"<Code>([^<]{1,64})</Code>", str(err))
     text = (f"{code.group(1)}: " if code else "") + str(err).split("\n", 1)[0][:300]
+    if code and code.group(1) in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
+        return PermanentError(f"bucket {url.bucket!r} is in another region: set `region` ({text})")
     if isinstance(err, ox.NotFoundError) or "NoSuchBucket" in str(err):
         return PermanentError(f"bucket {url.bucket!r} does not exist ({url}): {text}")
     if isinstance(err, ox.PermissionDeniedError | ox.UnauthenticatedError) or (

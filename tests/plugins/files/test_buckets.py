@@ -153,3 +153,16 @@ async def test_s3_refuses_wrong_credentials(s3_server, monkeypatch):
 def test_a_value_of_the_wrong_kind_is_an_error(options, message):
     with pytest.raises(ValidationError, match=re.escape(message)):
         FilesDestination.Options.model_validate(options)
+
+
+def test_a_bucket_in_another_region_is_named():
+    """AWS answers a request sent to the wrong region with ``PermanentRedirect`` (moto
+    does not reproduce it): the message says to set ``region``."""
+    from obstore import exceptions as ox
+
+    from connectord.plugins.files.buckets import BucketUrl, s3_error
+
+    answer = "301 Moved Permanently: <Error><Code>PermanentRedirect</Code></Error>"
+    error = s3_error(BucketUrl.parse("s3://acme/exports"), ox.GenericError(answer))
+    assert isinstance(error, PermanentError)
+    assert "bucket 'acme' is in another region: set `region`" in str(error)
