@@ -8,7 +8,7 @@ for a few minutes):
     bench/.venv/bin/python bench/clevertap_export.py            # 5 days x 200,000 events
 
 Options: ``--events-per-day N --days D`` (default 200000 x 5),
-``--only connectord|connectord-duckdb|dlt`` (default: all three),
+``--only connectord|connectord-duckdb|connectord-s3|dlt`` (default: all four),
 ``--dlt-nesting N`` (dlt's ``max_table_nesting``; default: dlt's own default),
 ``--json FILE`` (write the figures).
 
@@ -24,6 +24,9 @@ What it measures:
    connectord-duckdb: the same, with the ``warehouse`` destination on a DuckDB file
    (``duckdb:///connectord.duckdb``; typed columns, one upsert statement per table and
    column set, the file released when batches pause).
+   connectord-s3: the same source into the ``files`` destination writing gzip CSV
+   objects, named for BigQuery's wildcard load, into an S3 bucket served by moto's
+   server on 127.0.0.1 (one create-only PUT per part, as against AWS).
 3. dlt: its REST API source (``rest_api_source``, a cursor paginator for CleverTap's
    ``next_cursor``) and its ``sqlalchemy`` destination on a SQLite file — the same kind
    of store — in a child process. ``write_disposition = "append"`` (dlt's default; no
@@ -40,6 +43,10 @@ What it measures:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import gzip
+import io
 import json
 import os
 import re
@@ -165,11 +172,29 @@ def start_emulator(port: int, events_per_day: int, days: int) -> subprocess.Pope
 # --- connectord -----------------------------------------------------------------------------
 
 
-def run_connectord(url: str, days: list[str], work: Path, store: str = "sqlite") -> dict:
-    """``connectord sync`` into a SQLite file (``store="sqlite"``) or a DuckDB file."""
+S3_BUCKET = "bench"
+S3_KEYS = {"access_key_id": "testing", "secret_access_key": "testing"}
+
+
+def destination_for(store: str, s3_endpoint: str | None) -> str:
+    if store == "s3":
+        return (
+            f'{{ type = "files", url = "s3://{S3_BUCKET}/clevertap", format = "csv", '
+            f'endpoint_url = "{s3_endpoint}", region = "us-east-1", '
+            f'access_key_id = "{S3_KEYS["access_key_id"]}", '
+            f'secret_access_key = "{S3_KEYS["secret_access_key"]}" }}'
+        )
+    target = "sqlite:///connectord.db" if store == "sqlite" else "duckdb:///connectord.duckdb"
+    return f'{{ type = "warehouse", url = "{target}", tracks_table = false }}'
+
+
+def run_connectord(
+    url: str, days: list[str], work: Path, store: str = "sqlite", s3_endpoint: str | None = None
+) -> dict:
+    """``connectord sync`` into a SQLite file, a DuckDB file, or gzip CSV objects in an S3
+    bucket (moto's server, ``store="s3"``)."""
     work.mkdir(parents=True, exist_ok=True)
     events = json.dumps(list(EVENT_NAMES))
-    target = "sqlite:///connectord.db" if store == "sqlite" else "duckdb:///connectord.duckdb"
     (work / "connectors.toml").write_text(
         f"""
 [daemon]
@@ -179,7 +204,7 @@ log_format = "json"
 
 [connectors.bench]
 schedule = "manual"
-destination = {{ type = "warehouse", url = "{target}", tracks_table = false }}
+destination = {destination_for(store, s3_endpoint)}
 
 [connectors.bench.source]
 type = "clevertap.events"
@@ -202,11 +227,12 @@ batch_size = {BATCH}
         str(work / "connectors.toml"),
     ]
     result = measure(command, cwd=work)
-    result["rows"] = (
-        sqlite_rows(work / "connectord.db")
-        if store == "sqlite"
-        else duckdb_rows(work / "connectord.duckdb")
-    )
+    if store == "s3":
+        result["rows"] = s3_rows(s3_endpoint)
+    elif store == "sqlite":
+        result["rows"] = sqlite_rows(work / "connectord.db")
+    else:
+        result["rows"] = duckdb_rows(work / "connectord.duckdb")
     result["events"] = sum(result["rows"].values())
     return result
 
@@ -226,6 +252,49 @@ def duckdb_rows(path: Path) -> dict[str, int]:
         found = db.execute("SELECT table_name FROM information_schema.tables").fetchall()
         tables = [r[0] for r in found if not r[0].startswith("_")]  # not _discards
         return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEYS["access_key_id"],
+        aws_secret_access_key=S3_KEYS["secret_access_key"],
+    )
+
+
+def s3_rows(endpoint: str) -> dict[str, int]:
+    """Data rows across the bucket's gzip CSV objects (each object's header not counted)."""
+    client = s3_client(endpoint)
+    rows = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=S3_BUCKET, Key=item["Key"])["Body"].read()
+            lines = csv.reader(io.StringIO(gzip.decompress(body).decode()))
+            rows += sum(1 for _ in lines) - 1
+    return {"objects": rows}
+
+
+@contextlib.contextmanager
+def s3_store():
+    """moto's S3 server on a free port on 127.0.0.1, with the bench bucket."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        s3_client(endpoint).create_bucket(Bucket=S3_BUCKET)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 # --- dlt ------------------------------------------------------------------------------------
@@ -344,7 +413,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-day", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=5)
-    parser.add_argument("--only", choices=("connectord", "connectord-duckdb", "dlt"))
+    parser.add_argument(
+        "--only", choices=("connectord", "connectord-duckdb", "connectord-s3", "dlt")
+    )
     parser.add_argument("--dlt-nesting", type=int)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
@@ -377,6 +448,12 @@ def main() -> None:
                     url, days, Path(work) / "connectord-duckdb", store="duckdb"
                 )
                 report("connectord-duckdb", results["connectord-duckdb"], expected)
+            if args.only in (None, "connectord-s3"):
+                with s3_store() as endpoint:
+                    results["connectord-s3"] = run_connectord(
+                        url, days, Path(work) / "connectord-s3", store="s3", s3_endpoint=endpoint
+                    )
+                report("connectord-s3", results["connectord-s3"], expected)
             if args.only in (None, "dlt"):
                 results["dlt"] = run_dlt(url, days, Path(work) / "dlt", args.dlt_nesting)
                 report("dlt", results["dlt"], expected)
@@ -384,7 +461,7 @@ def main() -> None:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(30)
     theirs = results.get("dlt")
-    for name in ("connectord", "connectord-duckdb"):
+    for name in ("connectord", "connectord-duckdb", "connectord-s3"):
         ours = results.get(name)
         if ours and theirs and ours["events"] == theirs["events"] == expected:
             speed = (ours["events"] / ours["seconds"]) / (theirs["events"] / theirs["seconds"])
