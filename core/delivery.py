@@ -23,6 +23,7 @@ from . import records as record_model
 from . import tap
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
+from .concurrency import ADAPTIVE, controller_for
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
 from .isolation import Isolation, Item, Ledger, RecordSet, Strikes
 from .log import redact
@@ -149,6 +150,7 @@ class Pipeline:
         log: structlog.typing.FilteringBoundLogger,
         metrics: Metrics | None = None,
         isolate_after: int = 5,
+        request_concurrency: str | int = ADAPTIVE,
     ) -> None:
         self.connector = connector
         self.isolation = Isolation(throttle, log, isolate_after)
@@ -158,6 +160,13 @@ class Pipeline:
         self.log = log
         self.metrics = metrics
         self.chunk_size = max(1, int(getattr(destination, "max_batch_size", 500)))
+        self.limiter = controller_for(connector, destination, request_concurrency, metrics)
+        """Requests in flight for destinations declaring ``max_concurrency`` (see
+        `connectord.concurrency`); it sits in the connector's HTTP session."""
+
+    def http_middlewares(self) -> tuple[Any, ...]:
+        """Client middlewares for the connector's session: the request limiter, if any."""
+        return () if self.limiter is None else (self.limiter.middleware,)
 
     async def process(
         self,
