@@ -135,7 +135,7 @@ async def measure(rate: int, mode: str, seconds: float, pin: bool) -> Result:
         base.wait_port(sink_port)
         with tempfile.TemporaryDirectory(prefix="connectord-bench-") as tmp:
             port = base.free_port()
-            daemon = DaemonProcess(daemon_config(Path(tmp), port, sink, mode))
+            daemon = DaemonProcess(daemon_config(Path(tmp), port, sink, mode), ready_timeout=90)
             with base.on_cpu(base.SUT_CPU, settings):
                 daemon.start(wait=False)
             daemon.wait_ready()
