@@ -300,11 +300,22 @@ class Pipeline:
                     f"{len(retry)} of {len(batch.items)} records to retry",
                     retry_after=result.retry_after,
                 )
-                delay = self.throttle.failed(error)
+                delay = self._partial_delay(error)
                 self.log.info("delivery.partial_retry", count=len(retry), delay=round(delay, 2))
                 remainder = RecordSet(retry, since=batch.since, failures=batch.failures, split=True)
                 self.isolation.after_failure(remainder, error, run, work)
         return delivered
+
+    def _partial_delay(self, error: RetryableError) -> float:
+        """Back off after a partial failure. A ``Retry-After`` the request limiter already
+        waited out (the call returns only once its last request went through) is not
+        waited out a second time: the throttle opens when the limiter's pause ended."""
+        delay = self.throttle.failed(error)
+        if self.limiter is None or error.retry_after is None:
+            return delay
+        now = time.monotonic()
+        self.throttle.open_at = min(self.throttle.open_at, max(self.limiter.paused_until, now))
+        return max(0.0, self.throttle.open_at - now)
 
     async def _attempt(self, pending: list[Item], deadline: float | None) -> Any:
         """One destination call behind the throttle.

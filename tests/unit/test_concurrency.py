@@ -202,3 +202,34 @@ async def test_middleware_reads_429_and_retry_after_over_http():
     finally:
         await runner.cleanup()
     assert c.in_flight == 0
+
+
+def test_a_retry_after_the_limiter_waited_out_is_not_waited_out_again():
+    """The destination call returns only after its queued requests went through the
+    limiter's pause; the connector's throttle must not add the same wait after it."""
+    import time
+
+    import structlog
+
+    from connectord.backoff import Backoff
+    from connectord.delivery import Pipeline, Throttle
+    from connectord.errors import RetryableError
+
+    class PerEvent:
+        max_concurrency = 16
+
+    def pipeline(destination: object) -> Pipeline:
+        throttle = Throttle(Backoff(1.0, 30.0), asyncio.Event())
+        return Pipeline("c", [], destination, throttle=throttle, log=structlog.get_logger())
+
+    limited = pipeline(PerEvent())
+    assert limited.limiter is not None
+    limited.limiter.paused_until = time.monotonic() - 0.1  # the pause is over
+    assert limited._partial_delay(RetryableError("429", retry_after=1.0)) == 0.0
+    assert limited.throttle.open_at <= time.monotonic()
+    limited.limiter.paused_until = time.monotonic() + 0.5  # still pausing: open with it
+    assert 0.3 < limited._partial_delay(RetryableError("429", retry_after=1.0)) <= 0.5
+    no_hint = pipeline(PerEvent())._partial_delay(RetryableError("429"))
+    assert no_hint >= 0.5  # no Retry-After: the throttle's own backoff applies
+    plain = pipeline(object())._partial_delay(RetryableError("429", retry_after=1.0))
+    assert plain >= 1.0  # no limiter: the throttle honours Retry-After itself
