@@ -1,4 +1,4 @@
-"""Benchmark: export 1,000,000 CleverTap events into SQLite — connectord vs dlt.
+"""Benchmark: export 1,000,000 CleverTap events into SQLite and DuckDB — connectord vs dlt.
 
 Not part of ``make test``. Run it on an otherwise idle machine (it uses both cores
 for a few minutes):
@@ -7,7 +7,8 @@ for a few minutes):
     bench/.venv/bin/pip install -e . -r bench/requirements.txt
     bench/.venv/bin/python bench/clevertap_export.py            # 5 days x 200,000 events
 
-Options: ``--events-per-day N --days D`` (default 200000 x 5), ``--only connectord|dlt``,
+Options: ``--events-per-day N --days D`` (default 200000 x 5),
+``--only connectord|connectord-duckdb|dlt`` (default: all three),
 ``--dlt-nesting N`` (dlt's ``max_table_nesting``; default: dlt's own default),
 ``--json FILE`` (write the figures).
 
@@ -20,6 +21,9 @@ What it measures:
 2. connectord: ``connectord sync`` (a real process) with the ``clevertap.events`` source
    and the ``warehouse`` destination on a SQLite file (``tracks_table = false``: one
    table per event, as dlt writes). Rows are upserted on ``id``.
+   connectord-duckdb: the same, with the ``warehouse`` destination on a DuckDB file
+   (``duckdb:///connectord.duckdb``; typed columns, one upsert statement per table and
+   column set, the file released when batches pause).
 3. dlt: its REST API source (``rest_api_source``, a cursor paginator for CleverTap's
    ``next_cursor``) and its ``sqlalchemy`` destination on a SQLite file — the same kind
    of store — in a child process. ``write_disposition = "append"`` (dlt's default; no
@@ -161,9 +165,11 @@ def start_emulator(port: int, events_per_day: int, days: int) -> subprocess.Pope
 # --- connectord -----------------------------------------------------------------------------
 
 
-def run_connectord(url: str, days: list[str], work: Path) -> dict:
+def run_connectord(url: str, days: list[str], work: Path, store: str = "sqlite") -> dict:
+    """``connectord sync`` into a SQLite file (``store="sqlite"``) or a DuckDB file."""
     work.mkdir(parents=True, exist_ok=True)
     events = json.dumps(list(EVENT_NAMES))
+    target = "sqlite:///connectord.db" if store == "sqlite" else "duckdb:///connectord.duckdb"
     (work / "connectors.toml").write_text(
         f"""
 [daemon]
@@ -173,7 +179,7 @@ log_format = "json"
 
 [connectors.bench]
 schedule = "manual"
-destination = {{ type = "warehouse", url = "sqlite:///connectord.db", tracks_table = false }}
+destination = {{ type = "warehouse", url = "{target}", tracks_table = false }}
 
 [connectors.bench.source]
 type = "clevertap.events"
@@ -196,13 +202,30 @@ batch_size = {BATCH}
         str(work / "connectors.toml"),
     ]
     result = measure(command, cwd=work)
-    with sqlite3.connect(work / "connectord.db") as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        result["rows"] = {
-            t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables
-        }
+    result["rows"] = (
+        sqlite_rows(work / "connectord.db")
+        if store == "sqlite"
+        else duckdb_rows(work / "connectord.duckdb")
+    )
     result["events"] = sum(result["rows"].values())
     return result
+
+
+def sqlite_rows(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def duckdb_rows(path: Path) -> dict[str, int]:
+    import duckdb
+
+    if not path.exists():
+        return {}
+    with duckdb.connect(str(path), read_only=True) as db:
+        found = db.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        tables = [r[0] for r in found if not r[0].startswith("_")]  # not _discards
+        return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
 # --- dlt ------------------------------------------------------------------------------------
@@ -307,7 +330,7 @@ def dlt_worker(url: str, work: str, days: str, nesting: int | None) -> None:
 def report(name: str, result: dict, expected: int) -> None:
     rate = result["events"] / result["seconds"]
     print(
-        f"{name:11s} {result['events']:>9,} events in {result['seconds']:7.1f} s = "
+        f"{name:17s} {result['events']:>9,} events in {result['seconds']:7.1f} s = "
         f"{rate:>8,.0f} rows/s | peak RSS {result['peak_rss_mib']:7.1f} MiB "
         f"(VmHWM polled {result['vmhwm_polled_mib']:.1f}, "
         f"children {result['child_vmhwm_mib']:.1f}) "
@@ -321,7 +344,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-day", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=5)
-    parser.add_argument("--only", choices=("connectord", "dlt"))
+    parser.add_argument("--only", choices=("connectord", "connectord-duckdb", "dlt"))
     parser.add_argument("--dlt-nesting", type=int)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
@@ -349,17 +372,24 @@ def main() -> None:
             if args.only in (None, "connectord"):
                 results["connectord"] = run_connectord(url, days, Path(work) / "connectord")
                 report("connectord", results["connectord"], expected)
+            if args.only in (None, "connectord-duckdb"):
+                results["connectord-duckdb"] = run_connectord(
+                    url, days, Path(work) / "connectord-duckdb", store="duckdb"
+                )
+                report("connectord-duckdb", results["connectord-duckdb"], expected)
             if args.only in (None, "dlt"):
                 results["dlt"] = run_dlt(url, days, Path(work) / "dlt", args.dlt_nesting)
                 report("dlt", results["dlt"], expected)
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(30)
-    if len(results) == 2 and all(r["events"] == expected for r in results.values()):
-        ours, theirs = results["connectord"], results["dlt"]
-        speed = (ours["events"] / ours["seconds"]) / (theirs["events"] / theirs["seconds"])
-        memory = ours["peak_rss_mib"] / theirs["peak_rss_mib"]
-        print(f"throughput connectord/dlt = {speed:.2f}x   peak RSS connectord/dlt = {memory:.2f}x")
+    theirs = results.get("dlt")
+    for name in ("connectord", "connectord-duckdb"):
+        ours = results.get(name)
+        if ours and theirs and ours["events"] == theirs["events"] == expected:
+            speed = (ours["events"] / ours["seconds"]) / (theirs["events"] / theirs["seconds"])
+            memory = ours["peak_rss_mib"] / theirs["peak_rss_mib"]
+            print(f"throughput {name}/dlt = {speed:.2f}x   peak RSS {name}/dlt = {memory:.2f}x")
     if args.json:
         for result in results.values():
             result.pop("output_tail", None)

@@ -13,6 +13,7 @@ import click
 import orjson
 
 from . import __version__
+from .cli_text import plugin_rows, plural
 from .config import Config, ConfigError, config_path, load_config
 from .errors import ConnectordError, PluginError, StateError
 from .registry import Registry, load_registry
@@ -79,7 +80,9 @@ def check(config: str | None, online: bool) -> None:
     """Validate the configuration; exit 1 on any error."""
     cfg, _ = _load(config)
     enabled = cfg.enabled()
-    click.echo(f"{cfg.path}: valid — {len(cfg.connectors)} connectors, {len(enabled)} enabled")
+    click.echo(
+        f"{cfg.path}: valid — {plural(len(cfg.connectors), 'connector')}, {len(enabled)} enabled"
+    )
     for note in cfg.notes:
         click.echo(f"  note: {note}")
     problems = _check_state_file(cfg)
@@ -112,22 +115,17 @@ def _check_state_file(cfg: Config) -> list[str]:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output with schemas.")
 def plugins(as_json: bool) -> None:
-    """List every source, mapping and destination type and the plugin providing it."""
+    """List every source, mapping and destination type, its options and its plugin."""
     registry = _registry()
     described = [t.describe() for t in registry.all()]
     if as_json:
         _dump(described)
         return
     for kind in ("source", "mapping", "destination"):
-        rows = [d for d in described if d["kind"] == kind]
         click.echo(click.style(f"{kind}s", bold=True))
-        width = max((len(d["type"]) for d in rows), default=0)
-        for d in rows:
-            mode = f" ({d['mode']})" if d["mode"] else ""
-            provider = d["provider"]
-            if d.get("package") and d["package"] != "connectord":
-                provider += f": {d['package']} {d['version']}"
-            click.echo(f"  {d['type']:<{width}}  {d['summary']}{mode}  [{provider}]")
+        for line in plugin_rows(described, kind):
+            click.echo(line)
+    click.echo("(* required option; `connectord plugins --json` gives every option's schema)")
 
 
 @cli.command("new-plugin")
@@ -380,7 +378,7 @@ def dlq_list(name: str, config: str | None, limit: int, as_json: bool) -> None:
         _dump({"total": total, "dead_letters": rows})
         return
     click.echo(
-        f"{total} dead letters for {name}"
+        f"{plural(total, 'dead letter')} for {name}"
         + (f" (showing {len(rows)})" if total > len(rows) else "")
     )
     for row in rows:
@@ -409,7 +407,7 @@ def dlq_replay(name: str, config: str | None, ids: tuple[int, ...]) -> None:
         daemon = store.lock_holder(f"connector:{name}")
     finally:
         store.close()
-    click.echo(f"queued {moved} records of {name} for delivery")
+    click.echo(f"queued {plural(moved, 'record')} of {name} for delivery")
     if not daemon:
         click.echo(
             f"the daemon is not running this connector: run `connectord sync {name}` "
@@ -426,7 +424,7 @@ def dlq_purge(name: str, config: str | None, ids: tuple[int, ...], yes: bool) ->
     """Delete dead letters for good."""
     cfg, _ = _load(config)
     _known(cfg, name)
-    what = f"{len(ids)} dead letters" if ids else "all dead letters"
+    what = plural(len(ids), "dead letter") if ids else "all dead letters"
     if not yes:
         click.confirm(f"Delete {what} of {name}? They cannot be recovered", abort=True)
     store = _store(cfg)
@@ -434,7 +432,7 @@ def dlq_purge(name: str, config: str | None, ids: tuple[int, ...], yes: bool) ->
         removed = store.purge_dead_letters(name, list(ids) or None)
     finally:
         store.close()
-    click.echo(f"deleted {removed} dead letters of {name}")
+    click.echo(f"deleted {plural(removed, 'dead letter')} of {name}")
 
 
 def _add_commands() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .cli import CONFIG_HELP, _dump, _known, _load, _store, _when
+from .cli_text import plural
 
 
 @click.group()
@@ -34,7 +35,7 @@ def queue_list(name: str, config: str | None, limit: int, as_json: bool) -> None
         _dump({"total": total, "queued": rows})
         return
     click.echo(
-        f"{total} queued records for {name}"
+        f"{plural(total, 'queued record')} for {name}"
         + (f" (showing {len(rows)})" if total > len(rows) else "")
     )
     for row in rows:
@@ -64,7 +65,7 @@ def queue_drop(
         raise click.UsageError("give --id (repeatable) or --all")
     cfg, _ = _load(config)
     _known(cfg, name)
-    what = f"{len(ids)} queued records" if ids else "every queued record"
+    what = plural(len(ids), "queued record") if ids else "every queued record"
     if not yes:
         click.confirm(f"Delete {what} of {name}? They will never be delivered", abort=True)
     store = _store(cfg)
@@ -72,4 +73,4 @@ def queue_drop(
         removed = drop_rows(store, name, list(ids) if ids else None)
     finally:
         store.close()
-    click.echo(f"dropped {removed} queued records of {name}")
+    click.echo(f"dropped {plural(removed, 'queued record')} of {name}")

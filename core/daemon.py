@@ -461,8 +461,10 @@ class Daemon:
             await asyncio.sleep(interval)
 
     def _status_line(self) -> str:
-        count = len(self.config.enabled())
-        return f"STATUS=serving {count} connectors on {self.config.daemon.listen}"
+        from .cli_text import plural
+
+        connectors = plural(len(self.config.enabled()), "connector")
+        return f"STATUS=serving {connectors} on {self.config.daemon.listen}"
 
 
 def run_daemon(config_path: Path, registry: Registry) -> int:

@@ -8,6 +8,7 @@ removes every configured secret from every field, whatever a plugin logs.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -49,10 +50,43 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
+def wants_console(fmt: str, stream: Any, environ: dict[str, str] | None = None) -> bool:
+    """Whether ``fmt`` means human-readable output on ``stream``.
+
+    ``auto`` is readable only on a terminal that is not the journal; pipes, files and
+    journald get JSON lines.
+    """
+    if fmt != "auto":
+        return fmt == "console"
+    if on_journal(stream, os.environ if environ is None else environ):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def on_journal(stream: Any, environ: dict[str, str]) -> bool:
+    """Whether ``stream`` is connected to journald.
+
+    systemd sets ``JOURNAL_STREAM=<device>:<inode>`` for a service whose stdout or
+    stderr goes to the journal, and says to compare it with the stream's own numbers
+    (systemd.exec(5)): the variable is inherited by children whose output goes
+    elsewhere, e.g. a terminal started from a user service. A stream without a file
+    descriptor cannot be compared; then the variable is believed.
+    """
+    value = environ.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return True
+    return value.strip() == f"{stat.st_dev}:{stat.st_ino}"
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog for the process. ``fmt``: auto, json or console."""
     stream = stream or sys.stdout
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    console = wants_console(fmt, stream)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

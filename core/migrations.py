@@ -124,6 +124,32 @@ def m003_ui_history(db: Database) -> None:
     )
 
 
+@migrations(name="m004_leases")
+def m004_leases(db: Database) -> None:
+    # Several processes on one state file (`connectord.backends.sqlite`): a lease gives a
+    # connector's pull runs and queue draining to one of them, and its epoch fences out a
+    # holder that lost it. Rows are never deleted, so an epoch never repeats. Times are
+    # seconds since the epoch on the machine's clock (one machine shares one file).
+    _execute_all(
+        db,
+        """
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            acquired_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE nodes (
+            node TEXT PRIMARY KEY,
+            first_seen_at REAL NOT NULL,
+            seen_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+    )
+
+
 def _execute_all(db: Database, script: str) -> None:
     """Run each statement with `execute` (``executescript`` would commit mid-migration)."""
     for statement in script.split(";"):

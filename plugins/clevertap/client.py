@@ -31,6 +31,7 @@ from .const import (
     IN_PROGRESS_CODE,
     MAX_BATCH_SIZE,
     PASSCODE_HEADER,
+    PROFILE_COUNT_PATH,
     VENDOR,
 )
 
@@ -185,14 +186,20 @@ class CleverTapClient:
 
     async def event_count(self, event_name: str, day_from: int, day_to: int) -> int:
         """``counts/events.json``: the count now, or after polling its ``req_id``."""
+        return await self._count(EVENT_COUNT_PATH, event_name, day_from, day_to)
+
+    async def profile_count(self, event_name: str, day_from: int, day_to: int) -> int:
+        """``counts/profiles.json`` (Get Profile Count): how many profiles did the event
+        in the range; the same body and ``req_id`` polling as the event count."""
+        return await self._count(PROFILE_COUNT_PATH, event_name, day_from, day_to)
+
+    async def _count(self, path: str, event_name: str, day_from: int, day_to: int) -> int:
         answer = await self.call(
-            "POST",
-            EVENT_COUNT_PATH,
-            body={"event_name": event_name, "from": day_from, "to": day_to},
+            "POST", path, body={"event_name": event_name, "from": day_from, "to": day_to}
         )
-        answer = await self.poll(EVENT_COUNT_PATH, answer)
+        answer = await self.poll(path, answer)
         count = answer.get("count")
-        if not isinstance(count, int | float):
+        if not isinstance(count, int | float) or isinstance(count, bool):
             raise PermanentError(f"{VENDOR} count answer without a count: {_excerpt(answer)}")
         return int(count)
 

@@ -23,6 +23,7 @@ IN_PROGRESS_CODE = 2
 EVENTS_PATH = "events.json"
 PROFILES_PATH = "profiles.json"
 EVENT_COUNT_PATH = "counts/events.json"
+PROFILE_COUNT_PATH = "counts/profiles.json"
 CAMPAIGN_LIST_PATH = "targets/list.json"
 CAMPAIGN_RESULT_PATH = "targets/result.json"
 

@@ -8,7 +8,7 @@
   plus the profile's platform, app and device fields under ``os``/``app``/``device``.
 - Get User Profiles record → ``identify`` with the profile fields and ``profileData``
   as ``traits``.
-- Event counts and campaign reports → ``metric`` records.
+- Event counts, profile counts and campaign reports → ``metric`` records.
 
 CleverTap's ``"$D_<epoch>"`` date values become ISO 8601 strings. Message ids are
 derived from CleverTap's identity of each item, so a re-read upserts.
@@ -262,6 +262,24 @@ def event_count_record(
         "values": {"count": count},
         "messageId": stable_message_id(
             "clevertap.event_count", account_id, event_name, day.isoformat()
+        ),
+    }
+
+
+def profile_count_record(
+    event_name: str, day: date, count: int, *, account_id: str, tz: tzinfo = UTC
+) -> Record:
+    """How many profiles did one event on a day, as a ``metric`` record
+    (``metric_profile_count``), from CleverTap's Get Profile Count."""
+    return {
+        "type": "metric",
+        "metric": "profile_count",
+        "period": "day",
+        "timestamp": day_start_iso(day, tz),
+        "dimensions": {"event": event_name},
+        "values": {"count": count},
+        "messageId": stable_message_id(
+            "clevertap.profile_count", account_id, event_name, day.isoformat()
         ),
     }
 

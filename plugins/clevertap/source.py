@@ -391,13 +391,20 @@ class ProfilesSource(CursorExport):
 
 class CountsSource(CleverTapSource):
     """Daily counts of the configured events through the asynchronous ``req_id`` count
-    API, as ``metric`` records (``metric_event_count``). One batch per day."""
+    APIs, as ``metric`` records: ``metric_event_count`` (Get Event Count) and, with
+    ``profiles``, ``metric_profile_count`` (Get Profile Count: the profiles that did the
+    event that day). One batch per day."""
 
     type = "clevertap.counts"
 
     class Options(DailyOptions):
         events: list[str] = Field(
             min_length=1, description='Event names to count each day, e.g. ["Charged"].'
+        )
+        profiles: bool = Field(
+            False,
+            description="Also count the profiles that did each event that day "
+            "(`metric_profile_count`, one more count query per event and day).",
         )
         lookback_days: int = Field(
             2,
@@ -414,17 +421,25 @@ class CountsSource(CleverTapSource):
         done = _iso_day(checkpoint.get("done")) if isinstance(checkpoint, dict) else None
         first, last = self.first_day(done), self.last_day()
         for day in days_between(first, last) if first <= last else []:
-            stamp = yyyymmdd(day)
-            counts = await asyncio.gather(
-                *(self.client.event_count(name, stamp, stamp) for name in self.options.events)
-            )
-            records = [
-                mapping.event_count_record(
-                    name, day, count, account_id=self.options.account_id, tz=self.tz
-                )
-                for name, count in zip(self.options.events, counts, strict=True)
+            yield Batch(await self._day(day), {"done": day.isoformat()})
+
+    async def _day(self, day: date) -> list[Record]:
+        stamp, names = yyyymmdd(day), self.options.events
+        queries = [self.client.event_count(name, stamp, stamp) for name in names]
+        if self.options.profiles:
+            queries += [self.client.profile_count(name, stamp, stamp) for name in names]
+        counts = await asyncio.gather(*queries)
+        account, tz = self.options.account_id, self.tz
+        records = [
+            mapping.event_count_record(name, day, count, account_id=account, tz=tz)
+            for name, count in zip(names, counts[: len(names)], strict=True)
+        ]
+        if self.options.profiles:
+            records += [
+                mapping.profile_count_record(name, day, count, account_id=account, tz=tz)
+                for name, count in zip(names, counts[len(names) :], strict=True)
             ]
-            yield Batch(records, {"done": day.isoformat()})
+        return records
 
 
 # --- campaigns ---------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""``files``: records into gzip CSV, JSON lines or Parquet files in a directory.
+"""``files``: records into gzip CSV, JSON lines or Parquet files in a directory, or
+objects in an S3 or GCS bucket (``url``; naming and uploads in `objects`, stores in
+`buckets`).
 
 Files are named like CleverTap's cloud data export, so loaders written for it
 (BigQuery/GCS wildcards such as ``*-Charged-*.csv.gz``) keep working::
@@ -41,13 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from connectord import Destination, Options, PermanentError, Record, RetryableError
+from connectord import Destination, Options, PermanentError, Record, RetryableError, Secret
 from connectord.records import now_iso, parse_time
 from connectord.tables import EXTRA, json_text, put_extra, record_row, value_type, widen
 
-from . import writers
+from . import objects, writers
+from .buckets import Bucket, BucketUrl, open_bucket
 
 EXTENSIONS = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 MAX_LABEL = 100  # the whole name stays far below NAME_MAX (255 bytes)
@@ -147,8 +150,35 @@ class FilesDestination(Destination):
     max_batch_size: ClassVar[int] = 10_000
 
     class Options(Options):
-        directory: str = Field(
-            description="Directory for the files (relative to the config file); created if missing."
+        directory: str | None = Field(
+            None,
+            description="Local directory for the files (relative to the config file); "
+            "created if missing. Exactly one of `directory` and `url`.",
+        )
+        url: str | None = Field(
+            None,
+            description="Bucket instead of a directory: `s3://bucket/prefix` (S3, MinIO, R2: "
+            "needs the `s3` extra) or `gs://bucket/prefix` (needs the `gcs` extra).",
+        )
+        endpoint_url: str | None = Field(
+            None, description="S3-compatible endpoint (MinIO, R2) or a GCS API endpoint."
+        )
+        region: str | None = Field(None, description="S3 region (default: AWS_REGION).")
+        access_key_id: str | None = Field(
+            None, description="S3 key id (default: the AWS credential chain)."
+        )
+        secret_access_key: Secret | None = Field(
+            None, description="S3 secret key (or `secret_access_key_file`)."
+        )
+        credentials_file: str | None = Field(
+            None,
+            description="GCS service-account JSON (default: Application Default Credentials).",
+        )
+        anonymous: bool = Field(False, description="GCS without credentials (an emulator).")
+        layout: Literal["flat", "stream", "stream-date"] = Field(
+            "flat",
+            description='"flat", "stream" (`<Stream>/<name>`) or "stream-date" '
+            "(`<Stream>/<yyyy>/<mm>/<dd>/<name>`).",
         )
         format: Literal["csv", "jsonl", "parquet"] = Field(
             "csv",
@@ -176,9 +206,27 @@ class FilesDestination(Destination):
             "column name, into one JSON column `_extra` (appended once).",
         )
 
+        @model_validator(mode="after")
+        def _one_target(self) -> Any:
+            """A URL is not a file name and a path is not a URL: never reinterpret one."""
+            if (self.directory is None) == (self.url is None):
+                raise ValueError("expected exactly one of `directory` and `url`")
+            if self.directory is not None and "://" in self.directory:
+                raise ValueError(
+                    f"directory: expected a local path, found a URL {self.directory!r} "
+                    "(a bucket goes in `url`)"
+                )
+            if self.url is not None:
+                BucketUrl.parse(self.url)
+            return self
+
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
-        self.directory = Path(options.directory)
+        self.bucket_url = BucketUrl.parse(options.url) if options.url else None
+        self.bucket: Bucket | None = None
+        self.spool: objects.Spool | None = None
+        self.layout = "stream" if options.subfolders else options.layout
+        self.directory = Path(options.directory or ".")
         if not self.directory.is_absolute():
             self.directory = context.base_dir / self.directory
         self.directory = Path(os.path.abspath(self.directory))
@@ -208,7 +256,11 @@ class FilesDestination(Destination):
                 raise PermanentError(
                     "format = \"parquet\" needs pyarrow: pip install 'connectord[parquet]'"
                 ) from err
-        await self._run(self._prepare)
+        if self.bucket_url is not None:
+            self.bucket = open_bucket(self.bucket_url, self.options, self._run)
+            self.spool = objects.Spool()
+        else:
+            await self._run(self._prepare)
 
     def _prepare(self) -> None:
         """Create the directory and remove temporary files a crash left behind (they
@@ -219,9 +271,14 @@ class FilesDestination(Destination):
             writers.remove_quietly(stale)
 
     async def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
         self._pool.shutdown(wait=True)
 
     async def check(self) -> str:
+        if self.bucket_url is not None:
+            bucket = self.bucket or open_bucket(self.bucket_url, self.options, self._run)
+            return await objects.probe(bucket)
         await self._run(self._probe)
         return f"can write files into {self.directory}"
 
@@ -246,6 +303,11 @@ class FilesDestination(Destination):
             groups[(label, record_day(record, today))].append(row)
         # Columns learned by an attempt that failed are saved with the next success.
         self._unsaved |= await self._learn_columns(groups, names)
+        if self.bucket is not None:
+            await self._upload_all(groups)
+            await self._save_columns()
+            self.log.debug("files.batch.uploaded", objects=len(groups), records=len(records))
+            return
         files = [self._part(label, day, rows) for (label, day), rows in groups.items()]
         try:
             await self._run(self._write_all, files)
@@ -253,12 +315,38 @@ class FilesDestination(Destination):
             raise file_error(self.directory, err) from err
         for part in files:
             self.parts[(part.stream, part.day)] = part.part + 1
+        await self._save_columns()
+        self.log.debug("files.batch.written", files=len(files), records=len(records))
+
+    async def _save_columns(self) -> None:
         if self._unsaved:
             await self.context.state.set_many(
                 {f"columns:{label}": self.streams[label].dump() for label in self._unsaved}
             )
             self._unsaved = set()
-        self.log.debug("files.batch.written", files=len(files), records=len(records))
+
+    async def _upload_all(self, groups: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+        """Encode and upload each part under its batch-derived name (see `objects`). An
+        object left by an earlier attempt at the same batch is that batch: kept as is."""
+        assert self.bucket is not None and self.bucket_url is not None
+        for (label, day), rows in groups.items():
+            name = (
+                f"{self.export_id}-{objects.day_epoch(day)}-{label}-{day}-"
+                f"{objects.batch_key(rows)}-{self.options.database_id}.{self.suffix}"
+            )
+            data = await self._run(self._encode, label, rows, name)
+            key = objects.object_key(self.bucket_url, self.layout, label, day, name)
+            if not await self.bucket.put_new(key, data):
+                self.log.info("files.object.exists", key=key)
+
+    def _encode(self, label: str, rows: list[dict[str, Any]], name: str) -> bytes:
+        assert self.spool is not None
+        path = Path(self.spool.file(name))
+        try:
+            self._write(PartFile(label, "", 0, path.parent, path, rows))
+            return path.read_bytes()
+        finally:
+            writers.remove_quietly(path)
 
     async def _learn_columns(
         self, groups: dict[tuple[str, str], list[dict[str, Any]]], names: dict[str, str]
@@ -285,7 +373,7 @@ class FilesDestination(Destination):
         return changed
 
     def _part(self, label: str, day: str, rows: list[dict[str, Any]]) -> PartFile:
-        folder = self.directory / label if self.options.subfolders else self.directory
+        folder = self.directory.joinpath(*objects.folder_parts(self.layout, label, day))
         if os.path.dirname(os.path.abspath(folder / "x")) != str(folder):
             raise PermanentError(f"stream {label!r} would leave {self.directory}")
         part = self.parts.get((label, day))

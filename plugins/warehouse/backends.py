@@ -8,7 +8,8 @@ the destination runs it on one dedicated thread.
   a column's type is never changed afterwards: later values that do not fit are kept in
   ``_discards`` (see `fit`). Each batch is COPYed into a temporary table and upserted
   from it in one transaction.
-- Both keep every table within a column budget (`fit.fit_budget`) and tell the
+- `DuckDBBackend` (module `duckdb_backend`): a local DuckDB file, typed like PostgreSQL.
+- All keep every table within a column budget (`fit.fit_budget`) and tell the
   record's fault (dead letter) from the store's (retry) in `delivery_error`.
 """
 
@@ -16,66 +17,48 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
 from sqlite_utils import Database, suggest_column_types
 from sqlite_utils.db import quote_identifier
 
 from connectord import PermanentError
-from connectord.tables import (
-    BIGINT,
-    DOUBLE,
-    EXTRA,
-    TEXT,
-    TIMESTAMPTZ,
-    Rows,
-    value_type,
-    widen,
-)
+from connectord.tables import BIGINT, DOUBLE, EXTRA, TEXT, TIMESTAMPTZ, Rows
 
+from .common import (
+    DEFAULT_BUDGET,
+    Backend,
+    column_types,
+    group_by_columns,
+    merge_duplicates,
+)
 from .errors import open_error, postgres_error, sqlite_error
 from .fit import DISCARDS, fit_budget, fit_types
 
-__all__ = ["open_error"]
+__all__ = ["DEFAULT_BUDGET", "Backend", "column_types", "open_backend", "open_error"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-class Backend(Protocol):
-    def write(self, rows: Rows) -> int:
-        """Write the rows; return how many values were kept in ``_discards``."""
-
-    def probe(self) -> None:
-        """Write and roll back, to prove the store accepts writes."""
-
-    def close(self) -> None: ...
-
-    def describe(self) -> str: ...
-
-    def delivery_error(self, err: Exception) -> Exception | None:
-        """The delivery error ``err`` stands for, or ``None`` if it is unexpected."""
+FILE_SCHEMES = ("sqlite", "duckdb")
+_EXAMPLES = "sqlite:///path.db, duckdb:///path.duckdb or postgresql://user@host/database"
 
 
 def validate_url(url: str) -> str:
+    """Refuse a URL no backend can open, saying which forms are accepted."""
     scheme = urlparse(url).scheme
     if scheme in POSTGRES_SCHEMES:
         if not urlparse(url).hostname and "host=" not in url:
             raise ValueError("write postgresql://user@host:5432/database")
         return url
-    if scheme != "sqlite":
-        raise ValueError(
-            f"unsupported warehouse URL scheme {scheme!r}; use sqlite:///path.db or "
-            "postgresql://user@host/database"
-        )
-    if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
-        raise ValueError("write sqlite:///relative.db or sqlite:////absolute/path.db")
+    if scheme not in FILE_SCHEMES:
+        raise ValueError(f"unsupported warehouse URL scheme {scheme!r}; use {_EXAMPLES}")
+    prefix = f"{scheme}:///"
+    if not url.startswith(prefix) or len(url) <= len(prefix) or url.endswith("/"):
+        raise ValueError(f"write {prefix}relative.db or {prefix}/absolute/path.db (a file)")
+    if scheme == "duckdb" and urlparse(url).path in ("/:memory:", "//:memory:"):
+        raise ValueError("duckdb:///:memory: keeps nothing; name a file")
     return url
-
-
-DEFAULT_BUDGET = 400  # columns per table: 400 TOAST pointers (18 bytes) fit a PostgreSQL row
 
 
 def open_backend(
@@ -87,35 +70,16 @@ def open_backend(
     budget: int = DEFAULT_BUDGET,
 ) -> Backend:
     validate_url(url)
-    if urlparse(url).scheme in POSTGRES_SCHEMES:
+    scheme = urlparse(url).scheme
+    if scheme in POSTGRES_SCHEMES:
         return PostgresBackend(url, schema=schema, password=password, budget=budget)
-    path = Path(url[len("sqlite:///") :])
-    return SQLiteBackend(path if path.is_absolute() else base_dir / path, budget=budget)
+    path = Path(url[len(scheme) + 4 :])
+    path = path if path.is_absolute() else base_dir / path
+    if scheme == "duckdb":
+        from .duckdb_backend import DuckDBBackend  # optional dependency, loaded on use
 
-
-def merge_duplicates(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """One row per key, later values winning column by column (an upsert of the same
-    id twice in one batch must behave like two upserts in a row)."""
-    merged: dict[Any, dict[str, Any]] = {}
-    for row in rows:
-        found = merged.get(row[key])
-        if found is None:
-            merged[row[key]] = row
-        else:
-            extra = {**(found.get(EXTRA) or {}), **(row.get(EXTRA) or {})}
-            found.update(row)
-            if extra:
-                found[EXTRA] = extra
-    return list(merged.values()) if len(merged) != len(rows) else rows
-
-
-def group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Upsert rows with the same columns together, so a row that lacks a column never
-    overwrites a value another load stored there with NULL."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(sorted(row))].append(row)
-    return list(groups.values())
+        return DuckDBBackend(path, schema=schema, budget=budget)
+    return SQLiteBackend(path, budget=budget)
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -239,23 +203,6 @@ class SQLiteBackend:
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
-
-
-def column_types(rows: list[dict[str, Any]], key: str, known: Any = ()) -> dict[str, str | None]:
-    """The type each column not in ``known`` needs for these rows; ``None`` where every
-    value is NULL. The key column is always text."""
-    types: dict[str, str | None] = {}
-    for row in rows:
-        for column, value in row.items():
-            if column in known:
-                continue
-            incoming = value_type(value)
-            if column not in types:
-                types[column] = incoming
-            elif types[column] != incoming:
-                types[column] = widen(types[column], incoming)
-    types[key] = TEXT
-    return types
 
 
 _FAMILY = {

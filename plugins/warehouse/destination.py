@@ -1,4 +1,5 @@
-"""``warehouse``: upsert records into SQL tables in SQLite or PostgreSQL (see `backends`)."""
+"""``warehouse``: upsert records into SQL tables in SQLite, DuckDB or PostgreSQL (see
+`backends`)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,16 @@ class WarehouseDestination(Destination):
     class Options(Options):
         url: Annotated[str, AfterValidator(validate_url)] = Field(
             "sqlite:///warehouse.db",
-            description="`sqlite:///relative/to/config.db`, `sqlite:////absolute/path.db`, or "
+            description="`sqlite:///relative/to/config.db`, `sqlite:////absolute/path.db`, "
+            "`duckdb:///bi.duckdb` (needs the `duckdb` extra), or "
             "`postgresql://user@host:5432/database` (needs the `postgres` extra).",
         )
         db_schema: str = Field(
             "public",
             alias="schema",
             pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
-            description="PostgreSQL only: the schema for the tables (created if missing).",
+            description="PostgreSQL and DuckDB: the schema for the tables (created if "
+            "missing; DuckDB's default schema is `main`).",
         )
         password: Secret | None = Field(
             None, description="PostgreSQL password, kept out of `url` (or `password_file`)."

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import sqlite3
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
-from connectord.testing import DaemonProcess, write_config
+from connectord.testing import DaemonProcess, wait_for, write_config
 
 # --- figures ----------------------------------------------------------------------------
 
@@ -58,20 +59,12 @@ def write_summary(terminalreporter: Any) -> None:
 
 
 class Daemon(DaemonProcess):
-    """`DaemonProcess` that knows which part of its log belongs to the current process,
-    so that readiness after a restart is the new process's, not the killed one's."""
-
-    log_offset = 0
-
-    def start(self, *, wait: bool = True) -> Daemon:
-        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        super().start(wait=wait)
-        return self
+    """`DaemonProcess` (which already judges readiness on the current process's part of
+    the log) plus what crash tests ask of it: that part of the log, and liveness."""
 
     def current_logs(self) -> str:
-        with open(self.log_path, "rb") as log:
-            log.seek(self.log_offset)
-            return log.read().decode(errors="replace")
+        """The log written by the current process (since the last `start`)."""
+        return self._own_log().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -81,7 +74,10 @@ class Daemon(DaemonProcess):
 def spawn_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     """Factory ``(connectors_toml, daemon="", env=None, directory=None, state=None,
     wait=True) -> Daemon``, started; every daemon it made is stopped (or killed) at
-    teardown. ``state`` puts the state file elsewhere than ``state.db`` beside the config."""
+    teardown. ``state`` puts the state file elsewhere than ``state.db`` beside the config.
+
+    Like ``connectord_daemon``, on `DaemonProcess` and `write_config`; it adds what that
+    fixture does not offer: a chosen directory, a shared state file, `Daemon`."""
     made: list[Daemon] = []
 
     def spawn(
@@ -253,13 +249,11 @@ def dead_letters(state: Path, connector: str) -> list[dict[str, Any]]:
 def wait_until(
     predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.05
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{message}: not met within {timeout} s")
+    """`connectord.testing.wait_for` for synchronous tests; a miss fails the test."""
+    try:
+        return asyncio.run(wait_for(predicate, timeout=timeout, interval=interval, message=message))
+    except TimeoutError as err:
+        raise AssertionError(str(err)) from None
 
 
 def duplicates(ids: Iterable[str]) -> int:

@@ -29,7 +29,7 @@ def test_systemd_readiness_and_stopping_are_notified(tmp_path):
     daemon = DaemonProcess(config, env={"NOTIFY_SOCKET": address}).start()
     try:
         ready = listener.recv(4096).decode()
-        assert "READY=1" in ready and "STATUS=serving 1 connectors" in ready
+        assert "READY=1" in ready and "STATUS=serving 1 connector on" in ready
         daemon.signal(__import__("signal").SIGTERM)
         messages = []
         deadline = time.monotonic() + 20

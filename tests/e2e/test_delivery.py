@@ -116,7 +116,7 @@ def test_replay_delivers_once_the_destination_accepts(connectord_daemon, emulato
     )
     assert sink.received == []
     result = cli(daemon, "dlq", "replay", "relay")
-    assert "queued 1 records" in result.stdout
+    assert "queued 1 record of relay" in result.stdout
     daemon.wait_for(lambda: sink.message_ids() == ["m-0"], message="replayed record delivered")
 
 

@@ -14,8 +14,10 @@ Faithful to the contract in CleverTap's API docs as far as they are known:
   cursor``. Optional quirks: a query still in
   progress (``code: 2``), ``status: partial`` pages carrying ``cursor``, and a trailing
   empty ``{"status":"success"}`` page;
-- ``/1/counts/events.json``: ``{"status":"partial","req_id":N}``, polled with GET or POST
-  ``?req_id=`` until ``{"status":"success","count":N}``;
+- ``/1/counts/events.json`` and ``/1/counts/profiles.json`` (the profiles that did the
+  event in the range, developer.clevertap.com/docs/get-profile-count-api; ``event_name``,
+  ``from`` and ``to`` required): ``{"status":"partial","req_id":N}``, polled with GET or
+  POST ``?req_id=`` on the same path until ``{"status":"success","count":N}``;
 - ``/1/targets/list.json`` and ``/1/targets/result.json``: campaigns and their reports
   (a campaign that has not completed answers an error naming its status);
 - a per-account concurrency limit (3 by default): 429
@@ -348,6 +350,7 @@ class CleverTapEmulator(VendorEmulator):
             app.router.add_route(method, "/1/events.json", self._api(self.events))
             app.router.add_route(method, "/1/profiles.json", self._api(self.profiles))
             app.router.add_route(method, "/1/counts/events.json", self._api(self.counts))
+            app.router.add_route(method, "/1/counts/profiles.json", self._api(self.profile_counts))
         app.router.add_post("/1/targets/list.json", self._api(self.campaign_list))
         app.router.add_post("/1/targets/result.json", self._api(self.campaign_result))
 
@@ -604,9 +607,24 @@ class CleverTapEmulator(VendorEmulator):
     # --- counts: req_id polling -----------------------------------------------------------
 
     async def counts(self, request: web.Request) -> web.Response:
+        return await self._count(request, "events", self._event_total)
+
+    async def profile_counts(self, request: web.Request) -> web.Response:
+        return await self._count(request, "profiles", self._profile_total)
+
+    def _event_total(self, name: str, days: list[date]) -> int:
+        return sum(self.data.count(d, name) for d in days)
+
+    def _profile_total(self, name: str, days: list[date]) -> int:
+        return len(self.data.users_with(name, days)) if name in EVENT_NAMES else 0
+
+    async def _count(
+        self, request: web.Request, kind: str, total: Callable[[str, list[date]], int]
+    ) -> web.Response:
+        """A count query; a ``req_id`` is only known on the path that issued it."""
         if "req_id" in request.query:
             pending = self.count_requests.get(request.query["req_id"])
-            if pending is None:
+            if pending is None or pending["kind"] != kind:
                 return fail("Unknown req_id", 400)
             if pending["polls"] > 0:
                 pending["polls"] -= 1
@@ -621,12 +639,13 @@ class CleverTapEmulator(VendorEmulator):
         name = body.get("event_name")
         if not isinstance(name, str) or not name:
             return fail("event_name is required", 400)
-        count = sum(self.data.count(d, name) for d in days)
+        count = total(name, days)
         if self.count_polls <= 0:
             return json_response({"status": "success", "count": count})
         req_id = 100_000 + len(self.count_requests)
         self.count_requests[str(req_id)] = {
             "req_id": req_id,
+            "kind": kind,
             "count": count,
             "polls": self.count_polls - 1,
         }

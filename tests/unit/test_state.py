@@ -38,7 +38,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path, store):
         )
     ]
     again.close()
-    assert names == ["m001_initial", "m002_run_requests", "m003_ui_history"]
+    assert names == ["m001_initial", "m002_run_requests", "m003_ui_history", "m004_leases"]
 
 
 def test_queue_round_trip_and_range_completion(store):

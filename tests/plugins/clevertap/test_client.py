@@ -215,3 +215,23 @@ async def test_campaign_report_of_a_running_campaign_is_none(client):
         )
         assert await client.campaign_report(1) is None
         assert await client.campaign_report(2) == {"status": "completed", "sent": 5}
+
+
+async def test_profile_count_posts_the_event_query_and_polls_its_own_path(client):
+    with aioresponses() as mock:
+        mock.post(f"{BASE}/1/counts/profiles.json", payload={"status": "partial", "req_id": "r9"})
+        mock.get(
+            f"{BASE}/1/counts/profiles.json?req_id=r9",
+            payload={"status": "success", "count": 2953671, "tcount": 7921312, "nQCount": 0},
+        )
+        assert await client.profile_count("Charged", 20240101, 20240107) == 2953671
+    [(_, post)] = sent(mock)
+    assert post.kwargs["data"] == b'{"event_name":"Charged","from":20240101,"to":20240107}'
+    assert len(sent(mock, "GET")) == 1
+
+
+async def test_a_profile_count_without_a_count_is_refused(client):
+    with aioresponses() as mock:
+        mock.post(f"{BASE}/1/counts/profiles.json", payload={"status": "success"})
+        with pytest.raises(PermanentError, match="without a count"):
+            await client.profile_count("Charged", 20240101, 20240101)

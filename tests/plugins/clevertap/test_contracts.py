@@ -158,3 +158,53 @@ async def test_campaigns_check_lists_campaigns_only(emulator, served):
     (request,) = emulator.requests_to("/1/")
     assert (request.method, request.path) == ("POST", "/1/targets/list.json")
     assert set(request.json()) == {"from", "to"}
+
+
+async def test_profile_counts_post_the_documented_body_and_poll_their_own_path(emulator, served):
+    sample = contract("get-profile-count.json")
+    options = source_options(emulator, served.url, events=["Charged"], profiles=True)
+    records, _ = await run_source(CountsSource, options)
+    requests = emulator.requests_to(sample["request"]["path"])
+    posts = [r for r in requests if r.method == "POST"]
+    polls = [r for r in requests if r.method == "GET"]
+    assert posts and polls
+    for request in posts:
+        assert set(request.json()) == set(sample["request"]["required_body"])
+        assert all(isinstance(request.json()[k], int) for k in ("from", "to"))
+        for header in sample["request"]["headers"]:
+            assert header in request.headers
+    assert all(set(r.query) == set(sample["poll"]["query"]) for r in polls)
+    assert {r["metric"] for r in records} == {"event_count", "profile_count"}
+    # the documented answers, as the client reads them
+    partial, success = (
+        interpret(200, {}, json.dumps(a["body"]).encode()) for a in sample["responses"]
+    )
+    assert partial["req_id"] == 100001 and success["count"] == 2953671
+
+
+async def test_the_emulator_refuses_profile_counts_clevertap_refuses(emulator, served):
+    sample = contract("get-profile-count.json")
+    headers = {
+        "X-CleverTap-Account-Id": emulator.account_id,
+        "X-CleverTap-Passcode": emulator.passcode,
+    }
+    async with new_session() as session:
+        for case in sample["rejected"]:
+            async with session.post(
+                f"{served.url}/1/counts/profiles.json", json=case["body"], headers=headers
+            ) as answer:
+                assert answer.status == 400, case["why"]
+                assert (await answer.json())["status"] == "fail"
+        async with session.post(
+            f"{served.url}/1/counts/profiles.json", json=sample["request"]["body"]
+        ) as answer:
+            assert answer.status == 401  # no credentials
+        # a req_id is known only on the path that issued it
+        async with session.post(
+            f"{served.url}/1/counts/events.json", json=sample["request"]["body"], headers=headers
+        ) as answer:
+            req_id = (await answer.json())["req_id"]
+        async with session.get(
+            f"{served.url}/1/counts/profiles.json?req_id={req_id}", headers=headers
+        ) as answer:
+            assert answer.status == 400

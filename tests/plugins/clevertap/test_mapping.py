@@ -194,3 +194,13 @@ def test_scheduled_time_formats():
     assert mapping.scheduled_time(20160317) == "2016-03-17T00:00:00.000Z"
     assert mapping.scheduled_time(1458210600) == "2016-03-17T10:30:00.000Z"
     assert mapping.scheduled_time("soon") is None
+
+
+def test_profile_count_metric():
+    record = mapping.profile_count_record("Charged", date(2024, 1, 5), 42, account_id="A-1")
+    assert problem(record) is None
+    assert record["metric"] == "profile_count"
+    assert record["timestamp"] == "2024-01-05T00:00:00.000Z"
+    assert record["dimensions"] == {"event": "Charged"} and record["values"] == {"count": 42}
+    events = mapping.event_count_record("Charged", date(2024, 1, 5), 42, account_id="A-1")
+    assert events["messageId"] != record["messageId"]  # two metrics, two rows

@@ -265,3 +265,28 @@ def test_options_are_validated(emulator):
         EventsSource.Options.model_validate({**base, "batch_size": 6000})
     parsed = EventsSource.Options.model_validate({**base, "start": "2024-01-01", "region": "in1"})
     assert parsed.start == date(2024, 1, 1)
+
+
+async def test_profile_counts_are_the_profiles_that_did_the_event_each_day(
+    small_data, emulator_server
+):
+    emulator = CleverTapEmulator(small_data, count_polls=2)
+    server = emulator_server(emulator)
+    options = source_options(emulator, server.url, events=["Charged"], profiles=True)
+    records, batches = await run_source(CountsSource, options)
+    profiles = [r for r in records if r["metric"] == "profile_count"]
+    assert [r["values"]["count"] for r in profiles] == [
+        len(small_data.users_with("Charged", [day])) for day in small_data.day_list()
+    ]
+    assert all(
+        0 < r["values"]["count"] <= small_data.count(day, "Charged")
+        for r, day in zip(profiles, small_data.day_list(), strict=True)
+    )
+    assert len(batches) == len(small_data.day_list())  # still one batch per day
+    polls = [r for r in emulator.requests_to("/1/counts/profiles.json") if "req_id" in r.query]
+    assert len(polls) == 2 * len(small_data.day_list())
+
+
+async def test_profile_counts_are_off_unless_asked_for(emulator, served):
+    await run_source(CountsSource, source_options(emulator, served.url, events=["Charged"]))
+    assert emulator.requests_to("/1/counts/profiles.json") == []

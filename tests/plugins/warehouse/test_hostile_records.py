@@ -21,6 +21,7 @@ from connectord.plugins.warehouse.errors import postgres_error, sqlite_error
 from connectord.tables import MAX_KEY_BYTES, key_text
 from connectord.testing import deliver
 from tests.plugins.clevertap.common import postgres_database
+from tests.plugins.warehouse.stores import execute, first_row, query
 
 
 @pytest.fixture
@@ -92,10 +93,10 @@ async def test_a_table_an_earlier_version_keyed_on_integer_is_repaired_under_its
     assert sorted(rows(path, "SELECT id, n FROM clicks")) == [("1", 5), ("abc", 1)]
 
 
-async def test_ids_on_postgres_are_text_whatever_their_json_type(postgres_url):
+async def test_ids_are_text_whatever_their_json_type(typed_url):
     batch = [track(5, 0), track(None, 1), track(None, 2), track({"a": 1}, 3), track("5x", 4)]
-    await deliver(WarehouseDestination, {"url": postgres_url}, batch)
-    assert pg(postgres_url, "SELECT count(*), count(DISTINCT id) FROM clicked") == [(5, 5)]
+    await deliver(WarehouseDestination, {"url": typed_url}, batch)
+    assert query(typed_url, "SELECT count(*), count(DISTINCT id) FROM clicked") == [(5, 5)]
 
 
 # --- finding 3: records that can never succeed -------------------------------------------
@@ -131,32 +132,32 @@ async def test_colliding_keys_beyond_the_budget_both_stay(tmp_path):
         pytest.param({f"d{i}": i + 0.5 for i in range(1200)}, id="1200 doubles"),
     ],
 )
-async def test_wide_records_fit_postgres(postgres_url, props):
-    await deliver(WarehouseDestination, {"url": postgres_url}, [track("w1", 1, **props)])
-    (count,) = pg(
-        postgres_url,
+async def test_wide_records_fit_typed_stores(typed_url, props):
+    await deliver(WarehouseDestination, {"url": typed_url}, [track("w1", 1, **props)])
+    (count,) = query(
+        typed_url,
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'clicked'",
     )[0]
     assert count == DEFAULT_BUDGET
-    row = pg(postgres_url, "SELECT to_jsonb(c) FROM clicked c")[0][0]
+    row = first_row(typed_url, "clicked")
     extra = orjson.loads(row.pop("_extra"))
     assert {**{k: v for k, v in row.items() if k in props}, **extra} == props
 
 
-async def test_a_12_kb_message_id_and_user_id_are_stored_under_a_hashed_key(postgres_url):
+async def test_a_12_kb_message_id_and_user_id_are_stored_under_a_hashed_key(typed_url):
     # random hex: PostgreSQL cannot compress it below its index row limit (2704 bytes)
     long_id, long_user = os.urandom(6_000).hex(), os.urandom(6_000).hex()
     batch = [
         track(long_id, 1),
         {"type": "identify", "userId": long_user, "messageId": "i1", "traits": {"a": 1}},
     ]
-    await deliver(WarehouseDestination, {"url": postgres_url}, batch)
-    assert pg(postgres_url, "SELECT id FROM clicked") == [(key_text(long_id),)]
+    await deliver(WarehouseDestination, {"url": typed_url}, batch)
+    assert query(typed_url, "SELECT id FROM clicked") == [(key_text(long_id),)]
     assert len(key_text(long_id)) < MAX_KEY_BYTES
-    assert pg(postgres_url, "SELECT id FROM users") == [(key_text(long_user),)]
-    assert pg(postgres_url, "SELECT user_id FROM identifies") == [(long_user,)]
-    await deliver(WarehouseDestination, {"url": postgres_url}, batch)  # reload: upserts
-    assert pg(postgres_url, "SELECT count(*) FROM clicked") == [(1,)]
+    assert query(typed_url, "SELECT id FROM users") == [(key_text(long_user),)]
+    assert query(typed_url, "SELECT user_id FROM identifies") == [(long_user,)]
+    await deliver(WarehouseDestination, {"url": typed_url}, batch)  # reload: upserts
+    assert query(typed_url, "SELECT count(*) FROM clicked") == [(1,)]
 
 
 def test_sqlite_errors_the_rows_cause_are_permanent_and_the_files_are_retryable(tmp_path):
@@ -195,51 +196,89 @@ def test_postgres_limits_a_row_exceeds_are_permanent(postgres_url):
     assert isinstance(postgres_error(psycopg, index_row.value), PermanentError)
 
 
-async def test_a_nul_character_does_not_cost_postgres_the_record(postgres_url):
+async def test_a_nul_character_does_not_cost_a_typed_store_the_record(typed_url):
     record = track("nul\0id", 1, note="a\0b")
-    await deliver(WarehouseDestination, {"url": postgres_url}, [record])
-    assert pg(postgres_url, "SELECT id, note FROM clicked") == [("nul\ufffdid", "a\ufffdb")]
+    await deliver(WarehouseDestination, {"url": typed_url}, [record])
+    assert query(typed_url, "SELECT id, note FROM clicked") == [("nul\ufffdid", "a\ufffdb")]
 
 
 # --- finding 4: a column's type never changes; a view over the table never blocks a load ---
 
 
-async def test_a_float_after_an_integer_under_a_dbt_style_view(postgres_url):
+async def test_a_float_after_an_integer_under_a_dbt_style_view(typed_url):
     page = {"type": "page", "userId": "u1", "name": "Pricing"}
-    options = {"url": postgres_url}
+    options = {"url": typed_url}
     await deliver(
         WarehouseDestination, options, [{**page, "messageId": "p1", "properties": {"price": 10}}]
     )
-    pg_exec(postgres_url, "CREATE VIEW stg_pages AS SELECT id, price, uuid_ts FROM pages")
+    execute(typed_url, "CREATE VIEW stg_pages AS SELECT id, price, uuid_ts FROM pages")
     await deliver(
         WarehouseDestination, options, [{**page, "messageId": "p2", "properties": {"price": 9.99}}]
     )
-    assert pg(postgres_url, "SELECT id, price FROM stg_pages ORDER BY id") == [
+    assert query(typed_url, "SELECT id, price FROM stg_pages ORDER BY id") == [
         ("p1", 10),
         ("p2", None),
     ]
-    assert pg(
-        postgres_url, "SELECT row_id, table_name, column_name, column_value FROM _discards"
+    assert query(
+        typed_url, "SELECT row_id, table_name, column_name, column_value FROM _discards"
     ) == [("p2", "pages", "price", "9.99")]
-    assert pg(
-        postgres_url,
+    assert query(
+        typed_url,
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_name = 'pages' AND column_name = 'price'",
     ) == [("bigint",)]
 
 
-async def test_uuid_ts_is_added_to_tables_loaded_before_it_existed(postgres_url):
-    options = {"url": postgres_url}
+async def test_uuid_ts_is_added_to_tables_loaded_before_it_existed(typed_url):
+    options = {"url": typed_url}
     await deliver(WarehouseDestination, options, [track("m1", 1)])
-    pg_exec(postgres_url, "ALTER TABLE clicked DROP COLUMN uuid_ts")
-    pg_exec(postgres_url, "CREATE VIEW recent AS SELECT id, _loaded_at FROM clicked")
+    execute(typed_url, "ALTER TABLE clicked DROP COLUMN uuid_ts")
+    execute(typed_url, "CREATE VIEW recent AS SELECT id, _loaded_at FROM clicked")
     await deliver(WarehouseDestination, options, [track("m2", 2)])
-    assert pg(postgres_url, "SELECT id, uuid_ts = _loaded_at FROM clicked ORDER BY id") == [
+    assert query(typed_url, "SELECT id, uuid_ts = _loaded_at FROM clicked ORDER BY id") == [
         ("m1", True),
         ("m2", True),
     ]
-    assert pg(
-        postgres_url,
+    assert query(
+        typed_url,
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_name = 'clicked' AND column_name = 'uuid_ts'",
     ) == [("timestamp with time zone",)]
+
+
+# --- the SQLite-only findings above, on the typed stores -----------------------------------
+
+
+async def test_null_message_ids_are_never_merged_on_typed_stores(typed_url):
+    batch = [{**track(None, i), "messageId": None} for i in range(50)]
+    for _ in range(2):  # a re-delivery upserts the same rows
+        result = await deliver(WarehouseDestination, {"url": typed_url}, batch)
+        assert not result.rejected and not result.retry
+    assert query(typed_url, "SELECT count(*), count(DISTINCT id) FROM clicked") == [(50, 50)]
+
+
+async def test_a_numeric_first_message_id_does_not_type_the_key_column_of_typed_stores(
+    typed_url,
+):
+    await deliver(WarehouseDestination, {"url": typed_url}, [track(7, 0)])
+    later = [track(f"m{i}", i) for i in range(1, 20)] + [track(2.5, 20), track(True, 21)]
+    await deliver(WarehouseDestination, {"url": typed_url}, later)
+    assert query(
+        typed_url,
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'clicked' AND column_name = 'id'",
+    ) == [("text",)]
+    ids = {r[0] for r in query(typed_url, "SELECT id FROM clicked")}
+    assert ids == {"7", "2.5", "true"} | {f"m{i}" for i in range(1, 20)}
+
+
+async def test_colliding_keys_beyond_the_budget_both_stay_on_typed_stores(typed_url):
+    options = {"url": typed_url, "max_columns": 20}
+    await deliver(WarehouseDestination, options, [track("a", 1, **{f"p{i}": i for i in range(30)})])
+    await deliver(WarehouseDestination, options, [track("b", 2, firstName=1, first_name=2)])
+    (extra,) = query(typed_url, "SELECT _extra FROM clicked WHERE id = 'b'")[0]
+    assert sorted(orjson.loads(extra).values()) == [1, 2]
+    (count,) = query(
+        typed_url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'clicked'"
+    )[0]
+    assert count == 20

@@ -14,6 +14,7 @@ from connectord.plugins.warehouse.destination import WarehouseDestination
 from connectord.tables import TEXT, value_type, widen
 from connectord.testing import deliver, make_context
 from tests.plugins.clevertap.common import postgres_database
+from tests.plugins.warehouse.stores import query
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ async def test_sqlite_locked_database_is_retryable(tmp_path):
         blocker.close()
 
 
-# --- PostgreSQL --------------------------------------------------------------------------
+# --- typed stores: PostgreSQL and DuckDB (the `typed_url` fixture) ---------------------
 
 
 def pg(url, sql, *args):
@@ -125,13 +126,13 @@ def pg(url, sql, *args):
         return db.execute(sql, args).fetchall()
 
 
-async def test_postgres_tables_types_upserts_and_discards(postgres_url):
-    options = {"url": postgres_url, "schema": "bi"}
+async def test_typed_tables_types_upserts_and_discards(typed_url):
+    options = {"url": typed_url, "schema": "bi"}
     first = [track(1, price=5, paid=True), track(2, price=6, paid=False)]
     await deliver(WarehouseDestination, options, first)
     types = dict(
-        pg(
-            postgres_url,
+        query(
+            typed_url,
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'bi' AND table_name = 'order_completed'",
         )
@@ -145,21 +146,21 @@ async def test_postgres_tables_types_upserts_and_discards(postgres_url):
     second = [track(2, price=6.5), track(3, price="about 7", paid="yes", note="new")]
     await deliver(WarehouseDestination, options, second)
     types = dict(
-        pg(
-            postgres_url,
+        query(
+            typed_url,
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'bi' AND table_name = 'order_completed'",
         )
     )
     # A column's type is set once; values that do not fit are kept in _discards.
     assert types["price"] == "bigint" and types["paid"] == "boolean" and types["note"] == "text"
-    assert pg(postgres_url, "SELECT id, price, paid, note FROM bi.order_completed ORDER BY id") == [
+    assert query(typed_url, "SELECT id, price, paid, note FROM bi.order_completed ORDER BY id") == [
         ("m1", 5, True, None),
         ("m2", None, False, None),
         ("m3", None, None, "new"),
     ]
-    assert pg(
-        postgres_url,
+    assert query(
+        typed_url,
         "SELECT row_id, table_name, column_name, column_value FROM bi._discards "
         "ORDER BY row_id, column_name",
     ) == [
@@ -167,43 +168,43 @@ async def test_postgres_tables_types_upserts_and_discards(postgres_url):
         ("m3", "order_completed", "paid", "yes"),
         ("m3", "order_completed", "price", "about 7"),
     ]
-    assert pg(postgres_url, "SELECT count(*) FROM bi.tracks") == [(3,)]
+    assert query(typed_url, "SELECT count(*) FROM bi.tracks") == [(3,)]
 
 
-async def test_postgres_column_types_never_change(postgres_url):
-    options = {"url": postgres_url}
+async def test_typed_column_types_never_change(typed_url):
+    options = {"url": typed_url}
     await deliver(WarehouseDestination, options, [track(1, amount=10, label="x")])
     await deliver(WarehouseDestination, options, [track(2, amount=10.0, label=7)])
     await deliver(WarehouseDestination, options, [track(3, amount=10.25)])
-    assert pg(postgres_url, "SELECT id, amount, label FROM order_completed ORDER BY id") == [
+    assert query(typed_url, "SELECT id, amount, label FROM order_completed ORDER BY id") == [
         ("m1", 10, "x"),
         ("m2", 10, "7"),  # lossless: 10.0 is the bigint 10, 7 is the text "7"
         ("m3", None, None),
     ]
-    assert pg(postgres_url, "SELECT row_id, column_value FROM _discards") == [("m3", "10.25")]
+    assert query(typed_url, "SELECT row_id, column_value FROM _discards") == [("m3", "10.25")]
 
 
-async def test_postgres_reloading_a_day_does_not_duplicate(postgres_url):
+async def test_typed_reloading_a_day_does_not_duplicate(typed_url):
     batch = [track(i) for i in range(50)]
     for _ in range(2):
-        await deliver(WarehouseDestination, {"url": postgres_url}, batch)
-    assert pg(postgres_url, "SELECT count(*), count(DISTINCT id) FROM order_completed") == [
+        await deliver(WarehouseDestination, {"url": typed_url}, batch)
+    assert query(typed_url, "SELECT count(*), count(DISTINCT id) FROM order_completed") == [
         (50, 50)
     ]
 
 
-async def test_postgres_users_are_additive(postgres_url):
+async def test_typed_users_are_additive(typed_url):
     batch = [
         {"type": "identify", "userId": "u1", "messageId": "i1", "traits": {"email": "a@x"}},
         {"type": "identify", "userId": "u1", "messageId": "i2", "traits": {"plan": "pro"}},
     ]
-    await deliver(WarehouseDestination, {"url": postgres_url}, batch)
+    await deliver(WarehouseDestination, {"url": typed_url}, batch)
     await deliver(
         WarehouseDestination,
-        {"url": postgres_url},
+        {"url": typed_url},
         [{"type": "identify", "userId": "u1", "messageId": "i3", "traits": {"plan": "team"}}],
     )
-    assert pg(postgres_url, "SELECT id, email, plan FROM users") == [("u1", "a@x", "team")]
+    assert query(typed_url, "SELECT id, email, plan FROM users") == [("u1", "a@x", "team")]
 
 
 async def test_postgres_check_and_errors(postgres_url, tmp_path):
@@ -237,7 +238,16 @@ def test_url_validation():
     parse = WarehouseDestination.Options.model_validate
     assert parse({"url": "postgresql://u@h/db"}).url == "postgresql://u@h/db"
     assert parse({"url": "postgres://u@h:5433/db", "schema": "bi"}).db_schema == "bi"
+    assert parse({"url": "duckdb:///bi.duckdb"}).url == "duckdb:///bi.duckdb"
+    assert parse({"url": "duckdb:////srv/bi.duckdb"}).url == "duckdb:////srv/bi.duckdb"
     with pytest.raises(ValueError, match="unsupported"):
         parse({"url": "mysql://u@h/db"})
+    with pytest.raises(ValueError, match=r"duckdb:///path\.duckdb"):
+        parse({"url": "motherduck:bi"})
+    for wrong in ("duckdb://bi.duckdb", "duckdb:///", "duckdb:///dir/", "sqlite://w.db"):
+        with pytest.raises(ValueError, match=r"relative\.db"):
+            parse({"url": wrong})
+    with pytest.raises(ValueError, match="keeps nothing"):
+        parse({"url": "duckdb:///:memory:"})
     with pytest.raises(ValueError):
         parse({"url": "postgresql://u@h/db", "schema": "bad-name"})
