@@ -1,26 +1,42 @@
-"""Run the benchmarks (``make bench``) and keep each result as JSON in bench/results/."""
+"""Run the benchmarks (``make bench``) and keep each result as JSON in bench/results/.
+
+``segment_pendo`` first (its options pass through), then ``rate_limited`` (skip it with
+``--no-rate-limited``).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import segment_pendo  # noqa: E402 - found through the line above
+import rate_limited  # noqa: E402 - found through the line above
+import segment_pendo  # noqa: E402
+
+
+def save(name: str, result: dict[str, Any]) -> None:
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(f"saved {path.relative_to(HERE.parent)}", flush=True)
 
 
 def main() -> int:
-    result = segment_pendo.main(sys.argv[1:])
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"segment_pendo-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(f"saved {path.relative_to(HERE.parent)}")
+    argv = sys.argv[1:]
+    skip_rate_limited = "--no-rate-limited" in argv
+    argv = [a for a in argv if a != "--no-rate-limited"]
+    save("segment_pendo", segment_pendo.main(argv))
+    if not skip_rate_limited:
+        print(flush=True)
+        pin = ["--no-pin"] if "--no-pin" in argv else []
+        save("rate_limited", rate_limited.main(pin))
     return 0
 
 

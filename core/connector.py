@@ -105,7 +105,10 @@ class ConnectorRuntime:
     def http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             timeout = self.config.delivery.request_timeout
-            self._session = new_session(timeout=timeout, connect_timeout=min(10.0, timeout))
+            extra = self.pipeline.http_middlewares() if hasattr(self, "pipeline") else ()
+            self._session = new_session(
+                timeout=timeout, connect_timeout=min(10.0, timeout), middlewares=extra
+            )
         return self._session
 
     def build(self) -> None:
@@ -122,6 +125,7 @@ class ConnectorRuntime:
             log=self.log,
             metrics=self.metrics,
             isolate_after=config.delivery.isolate_after,
+            request_concurrency=config.delivery.request_concurrency,
         )
         if isinstance(self.source, PushSource):
             self.routes = {

@@ -23,6 +23,7 @@ from . import records as record_model
 from . import tap
 from .api import Destination, Mapping, Record
 from .backoff import Backoff
+from .concurrency import ADAPTIVE, controller_for
 from .errors import AuthError, PermanentError, RecordRejected, RetryableError
 from .isolation import Isolation, Item, Ledger, RecordSet, Strikes
 from .log import redact
@@ -149,6 +150,7 @@ class Pipeline:
         log: structlog.typing.FilteringBoundLogger,
         metrics: Metrics | None = None,
         isolate_after: int = 5,
+        request_concurrency: str | int = ADAPTIVE,
     ) -> None:
         self.connector = connector
         self.isolation = Isolation(throttle, log, isolate_after)
@@ -158,6 +160,13 @@ class Pipeline:
         self.log = log
         self.metrics = metrics
         self.chunk_size = max(1, int(getattr(destination, "max_batch_size", 500)))
+        self.limiter = controller_for(connector, destination, request_concurrency, metrics)
+        """Requests in flight for destinations declaring ``max_concurrency`` (see
+        `connectord.concurrency`); it sits in the connector's HTTP session."""
+
+    def http_middlewares(self) -> tuple[Any, ...]:
+        """Client middlewares for the connector's session: the request limiter, if any."""
+        return () if self.limiter is None else (self.limiter.middleware,)
 
     async def process(
         self,
@@ -291,11 +300,22 @@ class Pipeline:
                     f"{len(retry)} of {len(batch.items)} records to retry",
                     retry_after=result.retry_after,
                 )
-                delay = self.throttle.failed(error)
+                delay = self._partial_delay(error)
                 self.log.info("delivery.partial_retry", count=len(retry), delay=round(delay, 2))
                 remainder = RecordSet(retry, since=batch.since, failures=batch.failures, split=True)
                 self.isolation.after_failure(remainder, error, run, work)
         return delivered
+
+    def _partial_delay(self, error: RetryableError) -> float:
+        """Back off after a partial failure. A ``Retry-After`` the request limiter already
+        waited out (the call returns only once its last request went through) is not
+        waited out a second time: the throttle opens when the limiter's pause ended."""
+        delay = self.throttle.failed(error)
+        if self.limiter is None or error.retry_after is None:
+            return delay
+        now = time.monotonic()
+        self.throttle.open_at = min(self.throttle.open_at, max(self.limiter.paused_until, now))
+        return max(0.0, self.throttle.open_at - now)
 
     async def _attempt(self, pending: list[Item], deadline: float | None) -> Any:
         """One destination call behind the throttle.

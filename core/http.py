@@ -65,7 +65,11 @@ async def _same_origin_redirects_only(
 
 
 def new_session(
-    *, timeout: float = 30.0, connect_timeout: float = 10.0, limit: int = 32
+    *,
+    timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+    limit: int = 32,
+    middlewares: tuple[Any, ...] = (),
 ) -> aiohttp.ClientSession:
     """A client session with TLS verification on, bounded timeouts, our user agent, and
     no redirect followed to another origin (every plugin's session comes from here)."""
@@ -74,7 +78,7 @@ def new_session(
         connector=aiohttp.TCPConnector(limit=limit, ssl=True),
         headers={"User-Agent": USER_AGENT},
         raise_for_status=False,
-        middlewares=(_same_origin_redirects_only,),
+        middlewares=(_same_origin_redirects_only, *middlewares),
     )
 
 

@@ -78,6 +78,12 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.delivery_concurrency = Gauge(
+            "connectord_delivery_concurrency",
+            "Destination requests allowed in flight at once (adaptive: the current limit).",
+            ["connector"],
+            registry=r,
+        )
         self.plugin_events = Counter(
             "connectord_plugin_events",
             "What plugins count through PluginContext.count, by plugin and event.",
@@ -100,6 +106,7 @@ class Metrics:
             self.delivery_latency,
             self.last_success,
             self.connector_up,
+            self.delivery_concurrency,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(connector)

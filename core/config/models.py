@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -104,6 +104,13 @@ class DeliverySettings(BaseModel):
         ge=1,
         le=64,
         description="Batches in flight at once. 1 keeps strict order per connector.",
+    )
+    request_concurrency: Literal["adaptive"] | Annotated[int, Field(ge=1, le=1024)] = Field(
+        "adaptive",
+        description="Destination requests in flight at once, for destinations that send one "
+        'request per record or small batch (Pendo, Pushwoosh): "adaptive" finds the vendor\'s '
+        "speed limit (more while answers are fast and 2xx, fewer on 429, 5xx or rising "
+        "latency), a number fixes it. Both stay under the plugin's declared maximum.",
     )
     max_queue: int = Field(
         1_000_000,

@@ -156,6 +156,10 @@ class PendoDestination(Destination):
 
     type = "pendo"
     max_batch_size: ClassVar[int] = const.DEFAULT_METADATA_BATCH
+    max_concurrency: ClassVar[int] = 64
+    """Ceiling for the connector's adaptive request concurrency (one Track Events call
+    per event). Pendo documents no rate limit for /data/track, so the limit is found from
+    its answers (429, latency); 64 is our own bound, not Pendo's."""
 
     Options = PendoOptions
 

@@ -58,6 +58,9 @@ class PushwooshDestination(PerUserDelivery, Destination):
 
     type = "pushwoosh"
     max_batch_size: ClassVar[int] = 500
+    max_concurrency: ClassVar[int] = 64
+    """Ceiling for the connector's adaptive request concurrency (postEvent and setTags
+    are one call per user). Pushwoosh documents no rate limit for them; 64 is our bound."""
 
     class Options(Options):
         application: Annotated[str, AfterValidator(validate_application)] = Field(

@@ -1,0 +1,263 @@
+"""Adaptive request concurrency: as many requests in flight as the vendor answers well.
+
+Destinations that send one request per record (Pendo's Track Events, Pushwoosh's
+per-user calls) are bounded by the vendor's rate limit, not by us. A fixed number of
+requests in flight is either too low (idle capacity) or too high (429s, retries, a
+backoff for the whole connector). This module follows Vector's adaptive request
+concurrency (ARC), https://vector.dev/docs/architecture/arc/ and
+https://vector.dev/blog/adaptive-request-concurrency/, whose controller is
+``src/sinks/util/adaptive_concurrency/controller.rs`` in github.com/vectordotdev/vector:
+
+- The limit starts at 1 and is reconsidered once per *window*, one averaged round trip
+  long.
+- Additive increase: +1 when, in the window, the limit was reached (there was demand
+  for more), no answer signalled back pressure and the mean round-trip time stayed at or
+  below its moving average (EWMA).
+- Multiplicative decrease: x `decrease_ratio` when an answer signalled back pressure
+  (429, 5xx, a timeout or network error) or the window's mean RTT rose above the EWMA
+  by more than `rtt_deviation_scale` standard deviations.
+- Never above the destination's declared ``max_concurrency``.
+
+One addition to Vector's rule: a ``Retry-After`` on a 429 or 503 pauses new requests
+until it has passed, since the vendor said exactly when to come back.
+
+`Controller` is a plain state machine: its clock is injectable so that the unit tests
+(``tests/unit/test_concurrency.py``) drive it without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from .http import retry_after_seconds
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
+ADAPTIVE = "adaptive"
+BACK_PRESSURE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Vector's defaults for ``request.adaptive_concurrency`` (its configuration
+    reference lists them: initial 1, decrease_ratio 0.9, ewma_alpha 0.4,
+    rtt_deviation_scale 2.5)."""
+
+    initial: int = 1
+    decrease_ratio: float = 0.9
+    ewma_alpha: float = 0.4
+    rtt_deviation_scale: float = 2.5
+
+
+class Ewma:
+    """Exponentially weighted mean and variance of the window RTTs."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.mean: float | None = None
+        self.variance = 0.0
+
+    def update(self, value: float) -> None:
+        if self.mean is None:
+            self.mean = value
+            return
+        delta = value - self.mean
+        self.mean += self.alpha * delta
+        self.variance = (1 - self.alpha) * (self.variance + self.alpha * delta * delta)
+
+
+class Controller:
+    """One connector's limit on destination requests in flight.
+
+    ``fixed`` set: the limit is that number and never moves (``request_concurrency = N``).
+    Otherwise the limit adapts between 1 and ``maximum``.
+    """
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        fixed: int | None = None,
+        settings: Settings = Settings(),
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.maximum = max(1, maximum)
+        self.fixed = None if fixed is None else min(max(1, fixed), self.maximum)
+        self.settings = settings
+        self.clock = clock
+        self.on_change = on_change
+        self.limit = self.fixed or min(settings.initial, self.maximum)
+        self.in_flight = 0
+        self.paused_until = 0.0
+        self.past_rtt = Ewma(settings.ewma_alpha)
+        self.next_update = 0.0
+        self._rtt_sum = 0.0
+        self._rtt_count = 0
+        self._back_pressure = False
+        self._reached_limit = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        if on_change is not None:
+            on_change(self.limit)
+
+    # --- slots --------------------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Wait for a free slot (and for any ``Retry-After`` pause), then take it."""
+        while True:
+            pause = self.paused_until - self.clock()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            if self.in_flight < self.limit:
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.start()
+
+    def start(self) -> None:
+        self.in_flight += 1
+        if self.in_flight >= self.limit:
+            self._reached_limit = True
+
+    def finish(
+        self,
+        rtt: float | None,
+        *,
+        back_pressure: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        """A request ended: ``rtt`` only when the vendor processed it (2xx), as in
+        Vector, so that fast refusals do not pass for a fast destination."""
+        now = self.clock()
+        self.in_flight -= 1
+        if back_pressure:
+            self._back_pressure = True
+        if retry_after is not None and retry_after > 0:
+            self.paused_until = max(self.paused_until, now + retry_after)
+        if rtt is not None:
+            self._rtt_sum += rtt
+            self._rtt_count += 1
+        self._window(now)
+        self._wake()
+
+    # --- the rule -----------------------------------------------------------------------
+
+    def _window(self, now: float) -> None:
+        # Rounded to the microsecond: a mean of equal samples must not drift above them
+        # by a rounding error and pass for rising latency (Vector rounds in its tests).
+        current = round(self._rtt_sum / self._rtt_count, 6) if self._rtt_count else None
+        if self.past_rtt.mean is None:
+            if current is not None:
+                self.past_rtt.update(current)
+                self.next_update = now + current
+            elif self._back_pressure and self.fixed is None:
+                self._decrease()  # refused before any baseline: still back off
+                self._reset_window(now, 0.0)
+            return
+        if now < self.next_update:
+            return
+        if self.fixed is None:
+            self._adjust(self.past_rtt.mean, math.sqrt(self.past_rtt.variance), current)
+        if current is not None:
+            self.past_rtt.update(current)
+        self._reset_window(now, self.past_rtt.mean)
+
+    def _adjust(self, past: float, deviation: float, current: float | None) -> None:
+        threshold = past + deviation * self.settings.rtt_deviation_scale
+        if (
+            self.limit < self.maximum
+            and self._reached_limit
+            and not self._back_pressure
+            and current is not None
+            and current <= past
+        ):
+            self._set_limit(self.limit + 1)
+        elif self._back_pressure or (current is not None and current > threshold):
+            self._decrease()
+
+    def _decrease(self) -> None:
+        if self.limit > 1:
+            self._set_limit(max(1, int(self.limit * self.settings.decrease_ratio)))
+
+    def _reset_window(self, now: float, length: float) -> None:
+        self.next_update = now + length
+        self._rtt_sum = 0.0
+        self._rtt_count = 0
+        self._back_pressure = False
+        self._reached_limit = self.in_flight >= self.limit
+
+    def _set_limit(self, limit: int) -> None:
+        self.limit = limit
+        if self.on_change is not None:
+            self.on_change(limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.limit - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def middleware(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        """aiohttp client middleware: every request of the connector's session takes a
+        slot, and its answer feeds the rule."""
+        await self.acquire()
+        started = self.clock()
+        try:
+            response = await handler(request)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            self.finish(None, back_pressure=True)  # Vector counts timeouts as back pressure
+            raise
+        except BaseException:
+            self.finish(None)
+            raise
+        status = response.status
+        back_pressure = status in BACK_PRESSURE_STATUS
+        wait = (
+            retry_after_seconds(response.headers.get("Retry-After"))
+            if status in (429, 503)
+            else None
+        )
+        self.finish(
+            self.clock() - started if 200 <= status < 300 else None,
+            back_pressure=back_pressure,
+            retry_after=wait,
+        )
+        return response
+
+
+def controller_for(
+    connector: str, destination: Any, setting: str | int, metrics: Metrics | None
+) -> Controller | None:
+    """The controller for a destination that declares ``max_concurrency``, else None
+    (its requests are bounded by the batches in flight alone)."""
+    maximum = getattr(destination, "max_concurrency", None)
+    if not maximum:
+        return None
+    gauge = None if metrics is None else metrics.delivery_concurrency.labels(connector)
+    return Controller(
+        int(maximum),
+        fixed=None if setting == ADAPTIVE else int(setting),
+        on_change=None if gauge is None else gauge.set,
+    )
