@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from connectord import Batch, PullSource, Record
 from connectord.http import Backoff
+from connectord.pull import UnitProgress, ordered_streams
 
 from . import mapping
 from .client import CleverTapClient, CursorExpired
@@ -62,6 +63,7 @@ class CleverTapSource(PullSource):
             poll_interval=options.poll_interval,
             log=self.log,
         )
+        self.progress = UnitProgress()
 
     def today(self) -> date:
         return datetime.now(self.tz).date()
@@ -148,6 +150,12 @@ async def prefetch(batches: AsyncIterator[Batch], depth: int) -> AsyncIterator[B
 # --- cursor exports ----------------------------------------------------------------------
 
 
+async def _tagged(unit: Any, pages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Each page of ``unit`` as ``(unit, records, next cursor)``."""
+    async for records, following in pages:
+        yield unit, records, following
+
+
 @dataclass
 class Position:
     """Where a cursor export stands: see the module docstring."""
@@ -199,7 +207,9 @@ class CursorExport(CleverTapSource):
     def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
         return prefetch(self._read(Position.load(checkpoint)), self.options.prefetch)
 
-    async def _read(self, position: Position) -> AsyncIterator[Batch]:
+    def plan(self, position: Position) -> tuple[list[tuple[date, int]], Position]:
+        """The (day, event index) queries still to read, in checkpoint order, and the
+        position to resume the first of them at."""
         names = self.names()
         last = self.last_day()
         first = self.first_day(position.done)
@@ -208,33 +218,54 @@ class CursorExport(CleverTapSource):
             resume = Position()  # the configured events changed: read that day afresh
         if resume.day:
             first = resume.day
-        done = position.done
+        start = names.index(resume.event) if resume.day and resume.event else 0
+        units = [
+            (day, index)
+            for day in (days_between(first, last) if first <= last else [])
+            for index in range(start if day == resume.day else 0, len(names))
+        ]
+        return units, resume
+
+    async def _read(self, position: Position) -> AsyncIterator[Batch]:
+        """Every query of the plan, up to ``max_concurrency`` read at once (CleverTap
+        counts concurrent calls per account, see `CleverTapClient`), their pages
+        yielded strictly in order: a checkpoint never passes an unfinished query."""
+        names = self.names()
+        units, resume = self.plan(position)
+        days = sorted({day for day, _ in units})
+        self.progress.plan(len(days))
         self.log.info(
             "clevertap.export.plan",
             stream=self.type,
-            first=first.isoformat(),
-            last=last.isoformat(),
+            first=days[0].isoformat() if days else None,
+            last=self.last_day().isoformat(),
             events=names,
+            queries=len(units),
+            concurrency=self.options.max_concurrency,
             resume_cursor=bool(resume.cursor),
         )
-        for day in days_between(first, last) if first <= last else []:
-            start = names.index(resume.event) if resume.day == day and resume.event else 0
-            delivered_day = False
-            for index in range(start, len(names)):
-                name = names[index]
-                cursor = resume.cursor if resume.day == day and index == start else None
-                async for records, following in self._pages(name, day, cursor):
-                    if following:
-                        at = Position(done, day, name, following)
-                    elif index + 1 < len(names):
-                        at = Position(done, day, names[index + 1], None)
-                    else:
-                        at = Position(day, day + timedelta(days=1), names[0], None)
-                        delivered_day = True
-                    yield Batch(records, at.dump())
-            done = day
-            if not delivered_day:  # nothing on this day's last page: still mark it done
-                yield Batch([], Position(day, day + timedelta(days=1), names[0], None).dump())
+        done = position.done
+
+        def pages(unit: tuple[date, int]) -> AsyncIterator[tuple[list[Record], str | None]]:
+            day, index = unit
+            first_query = resume.day == day and resume.event == names[index]
+            return self._pages(names[index], day, resume.cursor if first_query else None)
+
+        window = max(1, self.options.max_concurrency * 2)
+        stream = ordered_streams(
+            units, lambda u: _tagged(u, pages(u)), window=window, buffer=self.options.prefetch
+        )
+        async with contextlib.aclosing(stream) as tagged:
+            async for (day, index), records, following in tagged:
+                if following:
+                    at = Position(done, day, names[index], following)
+                elif index + 1 < len(names):
+                    at = Position(done, day, names[index + 1], None)
+                else:  # the day's last query ended: the day is complete
+                    at = Position(day, day + timedelta(days=1), names[0], None)
+                    done = day
+                    self.progress.advance()
+                yield Batch(records, at.dump())
 
     async def _pages(
         self, name: str, day: date, cursor: str | None
