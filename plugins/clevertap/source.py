@@ -36,6 +36,10 @@ from .const import (
 from .options import CleverTapOptions, DailyOptions, Day
 
 MAX_CURSOR_RESTARTS = 3
+# An empty page carries only a checkpoint: one in this many is stored (each costs the
+# destination and the state store a commit); a crash reads the empty queries after the
+# stored one again, which is cheap. A page with records is never held back.
+EMPTY_PAGES_PER_CHECKPOINT = 64
 NO_EVENT_NAMES = (
     'expected at least one event name, e.g. ["Charged", "App Launched"]: CleverTap\'s '
     "Get Events API requires event_name and has no query for all events"
@@ -255,6 +259,8 @@ class CursorExport(CleverTapSource):
         stream = ordered_streams(
             units, lambda u: _tagged(u, pages(u)), window=window, buffer=self.options.prefetch
         )
+        held: Batch | None = None  # the latest empty batch, not yet yielded
+        skipped = 0
         async with contextlib.aclosing(stream) as tagged:
             async for (day, index), records, following in tagged:
                 if following:
@@ -265,7 +271,14 @@ class CursorExport(CleverTapSource):
                     at = Position(day, day + timedelta(days=1), names[0], None)
                     done = day
                     self.progress.advance()
-                yield Batch(records, at.dump())
+                batch = Batch(records, at.dump())
+                if records or skipped >= EMPTY_PAGES_PER_CHECKPOINT:
+                    held, skipped = None, 0
+                    yield batch
+                else:
+                    held, skipped = batch, skipped + 1
+        if held is not None:
+            yield held
 
     async def _pages(
         self, name: str, day: date, cursor: str | None
