@@ -5,14 +5,15 @@ checkpoints strictly in order."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import date, timedelta
 
 from connectord.plugins.clevertap.source import EventsSource
 from connectord.pull import units_of
-from connectord.testing import make_context, run_source
+from connectord.testing import make_context, run_source, write_config
 from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
-from tests.plugins.clevertap.common import source_options
+from tests.plugins.clevertap.common import source_options, sync, toml_inline
 
 LATENCY = 0.04
 NAMES = list(EVENT_NAMES[:3])
@@ -119,3 +120,22 @@ async def test_the_progress_counts_days_of_the_plan(emulator_server):
         finally:
             await source.close()
     assert units_of(source) == (10, 10)
+
+
+def test_connectord_sync_shows_days_done_of_total(tmp_path, emulator_server):
+    data = sparse(days=12)
+    emulator = CleverTapEmulator(data, concurrency=3, latency=0.01)
+    server = emulator_server(emulator)
+    options = source_options(emulator, server.url, events=NAMES)
+    config = write_config(
+        tmp_path,
+        f"""
+[connectors.backfill]
+schedule = "manual"
+source = {{ type = "clevertap.events", {toml_inline(options)[2:-2]} }}
+destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
+""",
+    )
+    result = sync(config, "backfill")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^\d+/12 days, \d+ read, \d+ delivered, 0 rejected", result.stderr, re.M)
