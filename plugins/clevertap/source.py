@@ -6,6 +6,11 @@ is ``{"done": last complete day, "day": day being read, "event": name, "cursor":
 next page}``, so an interrupted run continues with the next page of the same day. A
 cursor CleverTap no longer knows (they expire) restarts that day's query: the records
 read again carry the same ``messageId`` and upsert.
+
+Queries (a day and an event name) are read concurrently, up to twice
+``max_concurrency`` at once, while calls stay within the account's limit (the
+client's per-account semaphore); pages are yielded strictly in query order, so a
+checkpoint never passes a query that is not fully delivered.
 """
 
 from __future__ import annotations
