@@ -120,42 +120,6 @@ def yyyymmdd(day: date) -> int:
     return int(day.strftime("%Y%m%d"))
 
 
-async def prefetch(batches: AsyncIterator[Batch], depth: int) -> AsyncIterator[Batch]:
-    """Read ahead up to ``depth`` batches in a task, so the next page downloads while
-    the destination writes the current one. Errors surface in order."""
-    if depth <= 0:
-        async for batch in batches:
-            yield batch
-        return
-    queue: asyncio.Queue[tuple[Batch | None, BaseException | None]] = asyncio.Queue(depth)
-
-    async def produce() -> None:
-        try:
-            async for batch in batches:
-                await queue.put((batch, None))
-            await queue.put((None, None))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as err:
-            await queue.put((None, err))
-
-    task = asyncio.create_task(produce(), name="clevertap-prefetch")
-    try:
-        while True:
-            batch, error = await queue.get()
-            if error is not None:
-                raise error
-            if batch is None:
-                return
-            yield batch
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        with contextlib.suppress(Exception):
-            await batches.aclose()  # type: ignore[attr-defined]
-
-
 # --- cursor exports ----------------------------------------------------------------------
 
 
@@ -214,7 +178,7 @@ class CursorExport(CleverTapSource):
         raise NotImplementedError
 
     def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
-        return prefetch(self._read(Position.load(checkpoint)), self.options.prefetch)
+        return self._read(Position.load(checkpoint))
 
     def plan(self, position: Position) -> tuple[list[tuple[date, int]], Position]:
         """The (day, event index) queries still to read, in checkpoint order, and the
