@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("concurrent", "sequential"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    data = SparseData(every=args.every, days=args.days, events_per_day=300, users=200)
+    # the backfill ends yesterday: the source never reads today or later
+    start = datetime.now(UTC).date() - timedelta(days=args.days)
+    data = SparseData(every=args.every, days=args.days, start=start, events_per_day=300, users=200)
     emulator = CleverTapEmulator(data, concurrency=args.limit, latency=args.latency)
     runs = {"concurrent": args.limit, "sequential": 1}
     if args.only:
