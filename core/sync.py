@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -17,32 +18,51 @@ from .config import Config
 from .connector import ConnectorRuntime, RunSummary
 from .errors import ConnectordError
 from .metrics import Metrics
+from .pull import units_of
 from .state import AsyncStore, Store
 
 
 class _Progress:
-    """One line, rewritten in place on a terminal; a line per 5 s otherwise."""
+    """One line, rewritten in place on a terminal; a line per 5 s otherwise. The rate
+    is the current one (since the previous line, at least a second), not the average;
+    a source that plans units (a backfill's days) adds ``days done/total``."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Any = None) -> None:
+        self.source = source
         self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
         self.last = 0.0
+        self.mark = (time.monotonic(), 0)  # (when, records read then)
+        self.rate = 0.0
 
     def __call__(self, summary: RunSummary) -> None:
         now = time.monotonic()
         if not self.tty and now - self.last < 5:
             return
         self.last = now
-        elapsed = max(now - self.started, 1e-6)
-        line = (
-            f"{summary.records_in} read, {summary.records_out} delivered, "
-            f"{summary.rejected} rejected  ({summary.records_in / elapsed:,.0f} records/s)"
-        )
-        click.echo(f"\r{line}\033[K" if self.tty else line, err=True, nl=not self.tty)
+        since, count = self.mark
+        if now - since >= 1.0:
+            self.rate = (summary.records_in - count) / (now - since)
+            self.mark = (now, summary.records_in)
+        elif not self.rate:
+            self.rate = (summary.records_in - count) / max(now - since, 1e-6)
+        text = line(summary, self.rate, units_of(self.source))
+        click.echo(f"\r{text}\033[K" if self.tty else text, err=True, nl=not self.tty)
 
     def done(self) -> None:
         if self.tty:
             click.echo("", err=True)
+
+
+def line(summary: RunSummary, rate: float, units: tuple[int, int] | None = None) -> str:
+    """The progress line: days (when the source plans them), records, current rate."""
+    days = ""
+    if units is not None:
+        done, total = units
+        days = f"{done}/{total} days, "
+    return (
+        f"{days}{summary.records_in} read, {summary.records_out} delivered, "
+        f"{summary.rejected} rejected  ({rate:,.0f} records/s)"
+    )
 
 
 async def run_sync(config: Config, name: str, *, full_refresh: bool = False) -> RunSummary:
@@ -170,7 +190,7 @@ async def _run(config: Config, connector, store: AsyncStore, full_refresh: bool)
     if full_refresh:
         await store.write(Store.reset_checkpoint, connector.name)
     await runtime.start(drain=False)
-    progress = _Progress()
+    progress = _Progress(runtime.source)
     try:
         if connector.is_push:
             summary = await runtime.drain_once(progress)

@@ -23,6 +23,7 @@ PUBLIC = {
     "connectord.expressions",
     "connectord.http",
     "connectord.ingest",
+    "connectord.pull",
     "connectord.records",
     "connectord.tables",
     "connectord.testing",

@@ -21,6 +21,7 @@ from yarl import URL
 
 from connectord import ConnectordError, PermanentError, RetryableError
 from connectord.http import Backoff, call_with_retries, raise_for_status, retry_after_seconds
+from connectord.pull import AccountLimits
 
 from .const import (
     ACCOUNT_HEADER,
@@ -55,17 +56,14 @@ class Page:
     next_cursor: str | None
 
 
-_SLOTS: dict[tuple[int, str, str], asyncio.Semaphore] = {}
+ACCOUNTS = AccountLimits()
 
 
 def account_slots(base_url: str, account_id: str, limit: int) -> asyncio.Semaphore:
     """The semaphore every client of one account shares within this event loop, so
-    several connectors on the same account stay under CleverTap's concurrency limit."""
-    key = (id(asyncio.get_running_loop()), base_url, account_id)
-    slots = _SLOTS.get(key)
-    if slots is None:
-        slots = _SLOTS[key] = asyncio.Semaphore(limit)
-    return slots
+    several connectors on the same account stay under CleverTap's concurrency limit
+    (counted per account: developer.clevertap.com/docs/api-request-limit)."""
+    return ACCOUNTS.get((base_url, account_id), limit)
 
 
 class CleverTapClient:

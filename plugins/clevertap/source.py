@@ -6,6 +6,11 @@ is ``{"done": last complete day, "day": day being read, "event": name, "cursor":
 next page}``, so an interrupted run continues with the next page of the same day. A
 cursor CleverTap no longer knows (they expire) restarts that day's query: the records
 read again carry the same ``messageId`` and upsert.
+
+Queries (a day and an event name) are read concurrently, up to twice
+``max_concurrency`` at once, while calls stay within the account's limit (the
+client's per-account semaphore); pages are yielded strictly in query order, so a
+checkpoint never passes a query that is not fully delivered.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from connectord import Batch, PullSource, Record
 from connectord.http import Backoff
+from connectord.pull import UnitProgress, ordered_streams
 
 from . import mapping
 from .client import CleverTapClient, CursorExpired
@@ -35,6 +41,10 @@ from .const import (
 from .options import CleverTapOptions, DailyOptions, Day
 
 MAX_CURSOR_RESTARTS = 3
+# An empty page carries only a checkpoint: one in this many is stored (each costs the
+# destination and the state store a commit); a crash reads the empty queries after the
+# stored one again, which is cheap. A page with records is never held back.
+EMPTY_PAGES_PER_CHECKPOINT = 64
 NO_EVENT_NAMES = (
     'expected at least one event name, e.g. ["Charged", "App Launched"]: CleverTap\'s '
     "Get Events API requires event_name and has no query for all events"
@@ -62,6 +72,7 @@ class CleverTapSource(PullSource):
             poll_interval=options.poll_interval,
             log=self.log,
         )
+        self.progress = UnitProgress()
 
     def today(self) -> date:
         return datetime.now(self.tz).date()
@@ -109,43 +120,13 @@ def yyyymmdd(day: date) -> int:
     return int(day.strftime("%Y%m%d"))
 
 
-async def prefetch(batches: AsyncIterator[Batch], depth: int) -> AsyncIterator[Batch]:
-    """Read ahead up to ``depth`` batches in a task, so the next page downloads while
-    the destination writes the current one. Errors surface in order."""
-    if depth <= 0:
-        async for batch in batches:
-            yield batch
-        return
-    queue: asyncio.Queue[tuple[Batch | None, BaseException | None]] = asyncio.Queue(depth)
-
-    async def produce() -> None:
-        try:
-            async for batch in batches:
-                await queue.put((batch, None))
-            await queue.put((None, None))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as err:
-            await queue.put((None, err))
-
-    task = asyncio.create_task(produce(), name="clevertap-prefetch")
-    try:
-        while True:
-            batch, error = await queue.get()
-            if error is not None:
-                raise error
-            if batch is None:
-                return
-            yield batch
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        with contextlib.suppress(Exception):
-            await batches.aclose()  # type: ignore[attr-defined]
-
-
 # --- cursor exports ----------------------------------------------------------------------
+
+
+async def _tagged(unit: Any, pages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Each page of ``unit`` as ``(unit, records, next cursor)``."""
+    async for records, following in pages:
+        yield unit, records, following
 
 
 @dataclass
@@ -197,9 +178,11 @@ class CursorExport(CleverTapSource):
         raise NotImplementedError
 
     def read(self, checkpoint: Any) -> AsyncIterator[Batch]:
-        return prefetch(self._read(Position.load(checkpoint)), self.options.prefetch)
+        return self._read(Position.load(checkpoint))
 
-    async def _read(self, position: Position) -> AsyncIterator[Batch]:
+    def plan(self, position: Position) -> tuple[list[tuple[date, int]], Position]:
+        """The (day, event index) queries still to read, in checkpoint order, and the
+        position to resume the first of them at."""
         names = self.names()
         last = self.last_day()
         first = self.first_day(position.done)
@@ -208,33 +191,63 @@ class CursorExport(CleverTapSource):
             resume = Position()  # the configured events changed: read that day afresh
         if resume.day:
             first = resume.day
-        done = position.done
+        start = names.index(resume.event) if resume.day and resume.event else 0
+        units = [
+            (day, index)
+            for day in (days_between(first, last) if first <= last else [])
+            for index in range(start if day == resume.day else 0, len(names))
+        ]
+        return units, resume
+
+    async def _read(self, position: Position) -> AsyncIterator[Batch]:
+        """Every query of the plan, up to ``max_concurrency`` read at once (CleverTap
+        counts concurrent calls per account, see `CleverTapClient`), their pages
+        yielded strictly in order: a checkpoint never passes an unfinished query."""
+        names = self.names()
+        units, resume = self.plan(position)
+        days = sorted({day for day, _ in units})
+        self.progress.plan(len(days))
         self.log.info(
             "clevertap.export.plan",
             stream=self.type,
-            first=first.isoformat(),
-            last=last.isoformat(),
+            first=days[0].isoformat() if days else None,
+            last=self.last_day().isoformat(),
             events=names,
+            queries=len(units),
+            concurrency=self.options.max_concurrency,
             resume_cursor=bool(resume.cursor),
         )
-        for day in days_between(first, last) if first <= last else []:
-            start = names.index(resume.event) if resume.day == day and resume.event else 0
-            delivered_day = False
-            for index in range(start, len(names)):
-                name = names[index]
-                cursor = resume.cursor if resume.day == day and index == start else None
-                async for records, following in self._pages(name, day, cursor):
-                    if following:
-                        at = Position(done, day, name, following)
-                    elif index + 1 < len(names):
-                        at = Position(done, day, names[index + 1], None)
-                    else:
-                        at = Position(day, day + timedelta(days=1), names[0], None)
-                        delivered_day = True
-                    yield Batch(records, at.dump())
-            done = day
-            if not delivered_day:  # nothing on this day's last page: still mark it done
-                yield Batch([], Position(day, day + timedelta(days=1), names[0], None).dump())
+        done = position.done
+
+        def pages(unit: tuple[date, int]) -> AsyncIterator[tuple[list[Record], str | None]]:
+            day, index = unit
+            first_query = resume.day == day and resume.event == names[index]
+            return self._pages(names[index], day, resume.cursor if first_query else None)
+
+        window = max(1, self.options.max_concurrency * 2)
+        stream = ordered_streams(
+            units, lambda u: _tagged(u, pages(u)), window=window, buffer=self.options.prefetch
+        )
+        held: Batch | None = None  # the latest empty batch, not yet yielded
+        skipped = 0
+        async with contextlib.aclosing(stream) as tagged:
+            async for (day, index), records, following in tagged:
+                if following:
+                    at = Position(done, day, names[index], following)
+                elif index + 1 < len(names):
+                    at = Position(done, day, names[index + 1], None)
+                else:  # the day's last query ended: the day is complete
+                    at = Position(day, day + timedelta(days=1), names[0], None)
+                    done = day
+                    self.progress.advance()
+                batch = Batch(records, at.dump())
+                if records or skipped >= EMPTY_PAGES_PER_CHECKPOINT:
+                    held, skipped = None, 0
+                    yield batch
+                else:
+                    held, skipped = batch, skipped + 1
+        if held is not None:
+            yield held
 
     async def _pages(
         self, name: str, day: date, cursor: str | None
