@@ -2,7 +2,8 @@
 
 from connectord import hookimpl
 
-from .source import CampaignsSource, CountsSource, EventsSource, ProfilesSource
+from .reports import CampaignsSource, CountsSource
+from .source import EventsSource, ProfilesSource
 
 
 @hookimpl

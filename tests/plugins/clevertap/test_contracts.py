@@ -15,12 +15,8 @@ import pytest
 from connectord.http import new_session
 from connectord.plugins.clevertap import mapping
 from connectord.plugins.clevertap.client import interpret
-from connectord.plugins.clevertap.source import (
-    CampaignsSource,
-    CountsSource,
-    EventsSource,
-    ProfilesSource,
-)
+from connectord.plugins.clevertap.reports import CampaignsSource, CountsSource
+from connectord.plugins.clevertap.source import EventsSource, ProfilesSource
 from connectord.testing import make_context, run_source
 from tests.plugins.clevertap.common import source_options
 

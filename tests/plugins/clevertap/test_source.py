@@ -8,12 +8,8 @@ from datetime import date
 import pytest
 
 from connectord import AuthError
-from connectord.plugins.clevertap.source import (
-    CampaignsSource,
-    CountsSource,
-    EventsSource,
-    ProfilesSource,
-)
+from connectord.plugins.clevertap.reports import CampaignsSource, CountsSource
+from connectord.plugins.clevertap.source import EventsSource, ProfilesSource
 from connectord.records import problem
 from connectord.testing import run_source
 from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
