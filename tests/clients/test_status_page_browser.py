@@ -65,7 +65,18 @@ class Watch:
             ),
         )
         page.on("pageerror", lambda err: self.problems.append(f"pageerror: {err}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"),
+        )
+
+    def _failed(self, request) -> None:
+        # A load the browser itself cancelled because the page navigated or refreshed
+        # meanwhile (the favicon during a form POST) is not a fault of the page; an
+        # asset that is missing or refused shows up as an HTTP status above.
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"failed: {request.url} {request.failure}")
 
 
 def figure(page, name: str, connector: str = "relay") -> str:
