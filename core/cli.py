@@ -184,6 +184,7 @@ def sync(name: str, config: str | None, full_refresh: bool) -> None:
             f"no connector named {name!r} in {cfg.path}; "
             f"configured: {', '.join(sorted(cfg.connectors)) or 'none'}"
         )
+    from .cli_sync import TerminalOutput
     from .log import configure, set_secrets
     from .sync import run_sync
 
@@ -194,7 +195,7 @@ def sync(name: str, config: str | None, full_refresh: bool) -> None:
     )
     set_secrets(cfg.secrets)
     try:
-        summary = asyncio.run(run_sync(cfg, name, full_refresh=full_refresh))
+        summary = asyncio.run(run_sync(cfg, name, TerminalOutput(), full_refresh=full_refresh))
     except (ConnectordError, KeyboardInterrupt) as err:
         raise click.ClickException(str(err) or "interrupted") from None
     sys.exit(0 if summary.status == "succeeded" else 1)
@@ -245,6 +246,12 @@ def status(config: str | None, as_json: bool) -> None:
             click.echo(f"  checkpoint:   {orjson.dumps(entry['checkpoint']).decode()}")
         if entry.get("schedule"):
             click.echo(f"  schedule:     {entry['schedule']}")
+        if entry.get("owner") and len(report.get("nodes") or []) > 1:
+            owner = entry["owner"]
+            click.echo(
+                f"  owned by:     {owner['node']} (epoch {owner['epoch']}, "
+                f"lease expires in {owner['expires_in']:.0f}s unless renewed)"
+            )
         for key, value in (entry.get("notices") or {}).items():
             text = value if isinstance(value, str) else orjson.dumps(value).decode()
             click.echo(f"  notice:       {key}: {text}")
@@ -257,6 +264,8 @@ def status(config: str | None, as_json: bool) -> None:
         )
     if report.get("daemon_pid"):
         click.echo(f"\ndaemon running (pid {report['daemon_pid']})")
+    if len(report.get("nodes") or []) > 1:
+        click.echo(f"\ndaemons sharing the state: {', '.join(report['nodes'])}")
 
 
 @cli.command()

@@ -15,9 +15,10 @@ import aiohttp
 import orjson
 import structlog
 
-from . import queue as queue_rows
 from . import records as record_model
 from .api import Destination, Mapping, PluginContext, PullSource, PushSource, Record, Source
+from .backends import StaleEpoch, StateBackend, StateUnavailable
+from .backends.namespace import BackendNamespace
 from .backoff import Backoff
 from .config import ConnectorConfig, PluginSpec
 from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strikes, Throttle
@@ -25,10 +26,12 @@ from .errors import ConnectordError, IngestError, QueueFull, describe_error
 from .http import new_session
 from .metrics import Metrics
 from .records import encode, normalise_pulled, serialize
-from .state import AsyncStore, DeadLetter, QueueRow, StateNamespace, Store, state_namespace
+from .state import DeadLetter, QueueRow, state_namespace
 
 DEPTH_RESYNC_SECONDS = 15.0
 PARK_LIMIT = 1000  # held-back rows remembered; beyond it only those are retried (an outage)
+STATE_ERRORS = (sqlite3.Error, StateUnavailable)
+"""The state could not be written right now; nothing was committed (retry)."""
 
 
 @dataclass
@@ -53,14 +56,19 @@ class ConnectorRuntime:
     def __init__(
         self,
         config: ConnectorConfig,
-        store: AsyncStore,
+        state: StateBackend,
         *,
         base_dir: Any,
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
-        self.store = store
+        self.state = state
+        self.epoch: int | None = None
+        """The connector lease's epoch while this process owns the connector (drains its
+        queue, runs its pulls); None otherwise. Every queue completion and checkpoint
+        carries it, and the state refuses both once another process took over."""
+        self.on_lease_lost: Callable[[], None] | None = None
         self.base_dir = base_dir
         self.metrics = metrics
         self.log = structlog.get_logger().bind(connector=self.name)
@@ -89,7 +97,7 @@ class ConnectorRuntime:
         return PluginContext(
             connector=self.name,
             log=self.log.bind(plugin=spec.type),
-            state=StateNamespace(self.store, state_namespace(self.name, spec.type)),
+            state=BackendNamespace(self.state, state_namespace(self.name, spec.type)),
             base_dir=self.base_dir,
             http=self.http,
             count=lambda event, n=1: self._count_event(spec.type, event, n),
@@ -185,12 +193,47 @@ class ConnectorRuntime:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
+    # --- ownership ----------------------------------------------------------------------
+
+    def own(self, epoch: int) -> None:
+        """This process now holds the connector's lease: drain its queue and allow runs."""
+        self.epoch = epoch
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
+        self.log.info("connector.owned", epoch=epoch)
+
+    async def disown(self) -> None:
+        """The lease is gone (released, or another process took it): stop draining and
+        cancel a run in progress. What was not acknowledged stays queued, or behind the
+        stored checkpoint, for the new owner."""
+        if self.epoch is None and self._drainer is None:
+            return
+        self.epoch = None
+        me = asyncio.current_task()
+        work = [t for t in (self._drainer, *self._tasks) if t and not t.done() and t is not me]
+        for task in work:
+            task.cancel()
+        await asyncio.gather(*work, return_exceptions=True)
+        self._drainer = None
+        self._parked.clear()
+        self._strikes.clear()
+        self.log.info("connector.disowned")
+
+    def _lease_lost(self) -> None:
+        """A write was refused under a stale epoch: another process owns the connector."""
+        if self.epoch is None:
+            return
+        self.log.warning("connector.lease_lost", epoch=self.epoch)
+        self.epoch = None
+        if self.on_lease_lost is not None:
+            self.on_lease_lost()
+
     # --- push: the durable queue ------------------------------------------------------
 
     async def dead_letter(self, parts: list[tuple[Any, str]]) -> None:
         """Store parts a push source accepted but could not turn into records."""
         dead = [DeadLetter(self.name, encode(p), reason, "ingest") for p, reason in parts]
-        await self.store.write(Store.add_dead_letters, self.name, dead)
+        await self.state.add_dead_letters(self.name, dead)
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(dead))
             self.metrics.records_rejected.labels(self.name).inc(len(dead))
@@ -210,10 +253,10 @@ class ConnectorRuntime:
         # see it taken, or together they overshoot the bound.
         self.depth += len(bodies)
         try:
-            await self.store.enqueue(self.name, bodies)
+            await self.state.enqueue_many([(self.name, bodies)])
         except BaseException as err:
             self.depth -= len(bodies)
-            if not isinstance(err, sqlite3.Error):
+            if not isinstance(err, STATE_ERRORS):
                 raise
             self.log.error("queue.write_failed", error=str(err), records=len(bodies))
             full = "full" in str(err).lower()
@@ -265,9 +308,7 @@ class ConnectorRuntime:
         if parked and self.throttle.last_success > parked[0][1]:
             return await self._unpark(), cursor
         if len(parked) < PARK_LIMIT:
-            rows = await self.store.read(
-                Store.read_queue, self.name, cursor, self.config.delivery.batch_size
-            )
+            rows = await self.state.read_queue(self.name, cursor, self.config.delivery.batch_size)
             if rows:
                 return rows, rows[-1].id
         if parked:
@@ -276,7 +317,7 @@ class ConnectorRuntime:
 
     async def _unpark(self) -> list[QueueRow]:
         row_id, _ = self._parked.popleft()
-        rows = await self.store.read(queue_rows.read_rows, self.name, [row_id])
+        rows = await self.state.read_rows(self.name, [row_id])
         if not rows:  # dropped by an operator meanwhile
             self._strikes.pop(row_id, None)
         return rows
@@ -289,10 +330,10 @@ class ConnectorRuntime:
     async def _resync_depth(self) -> None:
         """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
         with contextlib.suppress(Exception):
-            self.depth = await self.store.read(Store.queue_depth, self.name)
+            self.depth = int(await self.state.queue_depth(self.name))
             self._gauge_depth()
             if self.metrics is not None:
-                dead = await self.store.read(Store.dead_letter_count, self.name)
+                dead = await self.state.dead_letter_count(self.name)
                 self.metrics.dead_letters.labels(self.name).set(dead)
 
     async def _deliver_rows(self, rows: list[QueueRow]) -> None:
@@ -320,12 +361,17 @@ class ConnectorRuntime:
         attempt = 0
         ids = [row.id for row in rows]
         while True:
+            if self.epoch is None:
+                return  # not ours any more: the rows stay queued for the new owner
             try:
-                await self.store.write(
-                    queue_rows.complete_rows, self.name, ids, outcome.dead, outcome.delivered
+                await self.state.complete(
+                    self.name, ids, outcome.dead, outcome.delivered, epoch=self.epoch
                 )
                 break
-            except sqlite3.Error as err:
+            except StaleEpoch:
+                self._lease_lost()
+                return
+            except STATE_ERRORS as err:
                 attempt += 1
                 self.log.error("queue.ack_failed", error=str(err), attempt=attempt)
                 if self.stop_event.is_set():
@@ -368,9 +414,7 @@ class ConnectorRuntime:
         started = time.monotonic()
         cursor = 0
         while True:
-            rows = await self.store.read(
-                Store.read_queue, self.name, cursor, self.config.delivery.batch_size
-            )
+            rows = await self.state.read_queue(self.name, cursor, self.config.delivery.batch_size)
             if not rows:
                 break
             cursor = rows[-1].id
@@ -412,6 +456,10 @@ class ConnectorRuntime:
         if not isinstance(self.source, PullSource):
             summary.status, summary.error = "failed", "not a pull connector"
             return summary
+        if self.epoch is None:
+            self.log.info("run.skipped", reason="another daemon owns this connector")
+            summary.status = "skipped"
+            return summary
         if self._run_lock.locked() and request is None:
             self.log.info("run.skipped", reason="previous run still going")
             summary.status = "skipped"
@@ -422,7 +470,7 @@ class ConnectorRuntime:
                 self._tasks.add(current)
             try:
                 if full_refresh:
-                    await self.store.write(Store.reset_checkpoint, self.name)
+                    await self.state.reset_checkpoint(self.name)
                 return await self._run_pull(summary, kind, progress, request)
             finally:
                 if current is not None:
@@ -432,10 +480,10 @@ class ConnectorRuntime:
         self, summary: RunSummary, kind: str, progress: Progress | None, request: int | None
     ) -> RunSummary:
         started = time.monotonic()
-        run_id = await self.store.write(Store.start_run, self.name, kind)
+        run_id = await self.state.start_run(self.name, kind)
         if request is not None:
-            await self.store.write(Store.serve_run_request, request, run_id)
-        checkpoint = await self.store.read(Store.checkpoint, self.name)
+            await self.state.serve_run_request(request, run_id)
+        checkpoint = await self.state.checkpoint(self.name)
         namespace = state_namespace(self.name, self.config.source.type)
         log = self.log.bind(run_id=run_id)
         log.info("run.started", kind=kind, checkpoint=checkpoint)
@@ -449,9 +497,11 @@ class ConnectorRuntime:
                     outcome = await self.pipeline.process(
                         batch.records, budget=self.config.delivery.pull_retry_budget
                     )
-                    await self.store.write(
-                        Store.commit_pull_batch,
+                    if self.epoch is None:
+                        raise Stopping()
+                    await self.state.commit_pull_batch(
                         self.name,
+                        epoch=self.epoch,
                         checkpoint=batch.checkpoint,
                         state_namespace=namespace,
                         state=batch.state,
@@ -471,14 +521,16 @@ class ConnectorRuntime:
             summary.status = "succeeded"
         except (Stopping, asyncio.CancelledError):
             summary.status, summary.error = "cancelled", "stopped before the run finished"
+        except StaleEpoch:
+            summary.status, summary.error = "cancelled", "another daemon took the connector over"
+            self._lease_lost()
         except Exception as err:
             summary.status, summary.error = "failed", describe_error(err)
             log.error(
                 "run.failed", error=summary.error, exc_info=not isinstance(err, ConnectordError)
             )
         summary.seconds = time.monotonic() - started
-        await self.store.write(
-            Store.finish_run,
+        await self.state.finish_run(
             run_id,
             status=summary.status,
             records_in=summary.records_in,

@@ -25,18 +25,20 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import __version__, cors, systemd
-from . import queue as queue_rows
+from .backends import StateBackend
+from .backends.sqlite import SqliteBackend
 from .config import Config, ConfigError, ConnectorConfig, load_config
 from .connector import ConnectorRuntime
 from .errors import StateError
 from .log import configure as configure_logging
 from .log import redact, set_secrets
 from .metrics import Metrics
+from .ownership import Ownership, default_node
 from .registry import Registry
 from .schedule import make_trigger
 from .server import CappedRunner, create_app, parse_listen
-from .state import AsyncStore, Store
 from .ui import install as install_ui
+from .workers import WORKER_ENV, Workers, is_worker
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
 ORPHAN_CHECK_SECONDS = 15.0
@@ -62,7 +64,8 @@ class Daemon:
         self.registry = registry
         self.log = structlog.get_logger()
         self.config: Config
-        self.store: AsyncStore
+        self.state: StateBackend
+        self.ownership: Ownership
         self.metrics = Metrics()
         self.scheduler: AsyncIOScheduler | None = None
         self.runner: web.AppRunner | None = None
@@ -73,6 +76,8 @@ class Daemon:
         self.stopping = False
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
+        self._leasing = False
+        self.workers: Workers | None = None
 
     # --- entry point ------------------------------------------------------------------
 
@@ -95,12 +100,13 @@ class Daemon:
             "daemon.starting",
             version=__version__,
             config=str(self.config_path),
-            state=str(self.config.state_path),
+            state=self.config.state_shown,
+            node=self.node,
             pid=os.getpid(),
         )
         try:
-            self.store = AsyncStore(self.config.state_path, durability=daemon.durability)
-            await self.store.open()
+            self.state = self.config.state_backend()
+            await self.state.open()
         except StateError as err:
             self.log.error("state.unusable", error=str(err))
             return 1
@@ -108,15 +114,26 @@ class Daemon:
             await self._start_http()
         except OSError as err:
             self.log.error("http.listen_failed", listen=daemon.listen, error=str(err))
-            await self.store.close()
+            await self.state.close()
             return 1
+        self.ownership = Ownership(
+            self.state, self.node, daemon.lease_ttl, self._live_runtimes, self._owned
+        )
+        if daemon.workers > 1 and not is_worker():
+            self.workers = Workers(self.config_path, daemon.workers)
+            self.workers.start()
         self.scheduler = AsyncIOScheduler(timezone=daemon.timezone)
         self.scheduler.start()
         for connector in self.config.enabled():
             self._supervise(connector)
         # Ready means serving: wait until every connector has had its first start.
         await asyncio.gather(*(s.first_attempt.wait() for s in self.connectors.values()))
+        await self.ownership.step()  # alone, a daemon owns everything before it is ready
+        self._leasing = True
         with self._signals():
+            self._spawn(self.ownership.run(self.stop_event), "leases")
+            if self.config.shared_state:
+                self._spawn(self._follow_shared_depths(), "shared-depths")
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")
             self._spawn(self._serve_run_requests(), "run-requests")
@@ -162,6 +179,8 @@ class Daemon:
         self.stop_event.set()
 
     def request_reload(self, sig: signal.Signals | None = None) -> None:
+        if self.workers is not None:
+            self.workers.signal(signal.SIGHUP)
         self._spawn(self.reload(), "reload")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -181,7 +200,7 @@ class Daemon:
             body_timeout=self.config.daemon.body_timeout,
         )
         cors.install(app, lambda: self.config)
-        install_ui(app, lambda: self.config, self.store, lambda: self._health(errors=True))
+        install_ui(app, lambda: self.config, self.state, lambda: self._health(errors=True))
         self.runner = CappedRunner(
             app,
             max_connections=self.config.daemon.max_connections,
@@ -198,7 +217,8 @@ class Daemon:
         )
         await self.runner.setup()
         host, port = parse_listen(self.config.daemon.listen)
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        shared = self.config.daemon.workers > 1 or is_worker()
+        site = web.TCPSite(self.runner, host, port, reuse_address=True, reuse_port=shared or None)
         await site.start()
 
     def _expected(self, name: str) -> bool:
@@ -235,6 +255,8 @@ class Daemon:
                 failing.append(name)
             connectors[name] = entry
         detail: dict[str, Any] = {"connectors": connectors}
+        if hasattr(self, "ownership"):
+            detail["cluster"] = self.ownership.describe()
         if failing:
             detail["reason"] = f"connectors cannot start: {', '.join(sorted(failing))}"
         if self.orphans:
@@ -254,21 +276,11 @@ class Daemon:
         log = self.log.bind(connector=name)
         while not self.stop_event.is_set():
             runtime = ConnectorRuntime(
-                sup.config, self.store, base_dir=self.config.base_dir, metrics=self.metrics
+                sup.config, self.state, base_dir=self.config.base_dir, metrics=self.metrics
             )
             try:
-                if not await self.store.write(Store.acquire_lock, f"connector:{name}"):
-                    holder = await self.store.read(Store.lock_holder, f"connector:{name}")
-                    log.error(
-                        "connector.locked_elsewhere",
-                        holder_pid=holder,
-                        state=str(self.config.state_path),
-                        hint="another process runs this connector on the same state file; "
-                        "stop it, or give this daemon its own [daemon] state",
-                    )
-                    raise RuntimeError(f"connector is being run by another process (pid {holder})")
-                await self.store.write(Store.abandon_running, name)
-                await runtime.start()
+                await self._claim_alone(name)
+                await runtime.start(drain=False)
             except Exception as err:
                 sup.first_attempt.set()
                 sup.failures += 1
@@ -281,7 +293,68 @@ class Daemon:
             sup.runtime, sup.failures, sup.error = runtime, 0, None
             sup.first_attempt.set()
             self._schedule(sup.config, runtime)
+            if self._leasing:  # started late (a reload, a retry): claim it now
+                self._spawn(self.ownership.step(), f"lease:{name}")
             return
+
+    @property
+    def node(self) -> str:
+        """``[daemon] node`` (``/worker`` added with several workers), else hostname:pid."""
+        base = self.config.daemon.node
+        if base is None:
+            return default_node()
+        worker = os.environ.get(WORKER_ENV) or ("0" if self.config.daemon.workers > 1 else "")
+        return f"{base}/{worker}" if worker else base
+
+    @property
+    def _alone(self) -> bool:
+        """One daemon on an SQLite file: a second one started on it by mistake must not
+        share its connectors (workers of one daemon do share: they set WORKER_ENV)."""
+        return isinstance(self.state, SqliteBackend) and not is_worker()
+
+    async def _claim_alone(self, name: str) -> None:
+        if not self._alone:
+            return
+        assert isinstance(self.state, SqliteBackend)
+        if await self.state.lock_connector(name):
+            await self.state.expire_lease(name)  # a killed predecessor's lease
+            return
+        holder = await self.state.connector_locker(name)
+        self.log.error(
+            "connector.locked_elsewhere",
+            connector=name,
+            holder_pid=holder,
+            state=self.config.state_shown,
+            hint="another process runs this connector on the same state file; "
+            "stop it, or give this daemon its own [daemon] state",
+        )
+        raise RuntimeError(f"connector is being run by another process (pid {holder})")
+
+    async def _owned(self, name: str, runtime: ConnectorRuntime) -> None:
+        """This daemon just took ``name`` over: runs left "running" by the previous owner
+        ended with it; a pull connector catches up from the stored checkpoint."""
+        await self.state.abandon_running(name)
+        config = runtime.config
+        if config.is_push or config.schedule is None or self.scheduler is None:
+            return
+        trigger = make_trigger(config.schedule, self.config.daemon.timezone)
+        if trigger is not None:
+            self._spawn(self._catch_up(config, runtime, trigger), f"catch-up:{name}")
+
+    async def _follow_shared_depths(self) -> None:
+        """Other daemons enqueue into the same queues: follow the shared depth each
+        second, so that ``max_queue`` bounds the queue, not this daemon's share of it."""
+        while not self.stop_event.is_set():
+            try:
+                depths = await self.state.queue_depth()
+            except Exception as err:
+                self.log.warning("queue.depth_unreadable", error=repr(err))
+            else:
+                assert isinstance(depths, dict)
+                for name, runtime in self._live_runtimes().items():
+                    runtime.depth = depths.get(name, 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=1.0)
 
     def _schedule(self, config: ConnectorConfig, runtime: ConnectorRuntime) -> None:
         if config.is_push or config.schedule is None or self.scheduler is None:
@@ -299,7 +372,8 @@ class Daemon:
             misfire_grace_time=None,
             replace_existing=True,
         )
-        self._spawn(self._catch_up(config, runtime, trigger), f"catch-up:{config.name}")
+        if runtime.epoch is not None:  # owned already (a restart after a failed start)
+            self._spawn(self._catch_up(config, runtime, trigger), f"catch-up:{config.name}")
 
     async def _catch_up(
         self, config: ConnectorConfig, runtime: ConnectorRuntime, trigger: Any
@@ -307,7 +381,7 @@ class Daemon:
         """Run once now if a scheduled run was missed while the daemon was down, the last
         run was cut short by a crash or a stop, or the connector never ran: missed runs
         coalesce into this one, and a cut-short run resumes from its checkpoint."""
-        last = await self.store.read(Store.last_runs, config.name, 1)
+        last = await self.state.last_runs(config.name, 1)
         unfinished = bool(last) and last[0].status in UNFINISHED_RUNS
         if last and not unfinished:
             started = datetime.fromtimestamp(last[0].started_at, self.scheduler.timezone)
@@ -339,7 +413,10 @@ class Daemon:
                 await sup.task
         if sup.runtime is not None:
             await sup.runtime.stop(self.config.daemon.shutdown_timeout)
-            await self.store.write(Store.release_lock, f"connector:{name}")
+            await self.ownership.release(name)
+            if self._alone:
+                assert isinstance(self.state, SqliteBackend)
+                await self.state.unlock_connector(name)
         self.metrics.forget(name)
 
     # --- reload -------------------------------------------------------------------------
@@ -397,7 +474,9 @@ class Daemon:
         await asyncio.gather(
             *[self._stop_connector(n) for n in list(self.connectors)], return_exceptions=True
         )
-        await self.store.close()
+        if self.workers is not None:
+            await self.workers.stop(timeout)
+        await self.state.close()
         self.log.info("daemon.stopped", timeout=timeout)
 
     async def _serve_run_requests(self) -> None:
@@ -406,11 +485,14 @@ class Daemon:
             names = [
                 name
                 for name, sup in self.connectors.items()
-                if sup.runtime is not None and sup.runtime.started and not sup.config.is_push
+                if sup.runtime is not None
+                and sup.runtime.started
+                and sup.runtime.epoch is not None
+                and not sup.config.is_push
             ]
             try:
-                pending = names and await self.store.read(Store.pending_run_requests, names)
-                taken = await self.store.write(Store.take_run_requests, names) if pending else []
+                pending = names and await self.state.pending_run_requests(names)
+                taken = await self.state.take_run_requests(names) if pending else []
             except Exception as err:
                 self.log.warning("run.requests_unreadable", error=repr(err))
                 taken = []
@@ -432,7 +514,9 @@ class Daemon:
         """Find queued records no connector of this daemon delivers and warn once per
         change: they stay in the state file (``connectord queue list|drop NAME``)."""
         try:
-            found = await self.store.read(queue_rows.orphans, list(self.connectors))
+            depths = await self.state.queue_depth()
+            assert isinstance(depths, dict)
+            found = {n: q for n, q in depths.items() if n not in self.connectors}
         except Exception as err:
             self.log.warning("queue.orphan_check_failed", error=repr(err))
             return

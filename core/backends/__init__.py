@@ -81,6 +81,9 @@ class StateBackend(Protocol):
 
     async def read_queue(self, connector: str, after: int, limit: int) -> list[QueueRow]: ...
 
+    async def read_rows(self, connector: str, ids: Sequence[int]) -> list[QueueRow]:
+        """The rows of these ids still queued for ``connector``, in id order."""
+
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]: ...
 
     async def complete(

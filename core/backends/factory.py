@@ -86,3 +86,37 @@ def _shown(value: str) -> str:
     """The value with user information and query (where passwords and tokens go) hidden."""
     value = re.sub(r"^([^:]+://)[^/?#@]*@", r"\1***@", value)
     return re.sub(r"\?.*$", "?***", value)
+
+
+def is_postgres(value: str) -> bool:
+    return value.strip().startswith(_POSTGRES)
+
+
+def check_state_value(value: str) -> str:
+    """Config validation of ``[daemon] state``: the value, or `ValueError` saying what
+    was expected (a URL of another scheme is refused, never taken for a file name)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"expected {EXPECTED}, found an empty string")
+    if is_postgres(value) or value.startswith(_SQLITE):
+        if value.startswith(_SQLITE):
+            try:
+                _sqlite_path(value)
+            except StateError as err:
+                raise ValueError(str(err).removeprefix("[daemon] state: ")) from None
+        return value
+    scheme = _SCHEME.match(value)
+    if scheme and not _is_drive(value):
+        raise ValueError(f"expected {EXPECTED}; found a {scheme.group(1)!r} URL ({shown(value)})")
+    return value
+
+
+def sqlite_path(value: str) -> Path:
+    """The file an SQLite ``state`` value names (a path or ``sqlite:///path``)."""
+    value = value.strip()
+    return _sqlite_path(value) if value.startswith(_SQLITE) else Path(value).expanduser()
+
+
+def shown(value: str) -> str:
+    """The state value with any password hidden, for logs and messages."""
+    return _shown(value)

@@ -144,6 +144,13 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         )
         return [QueueRow(int(i), bytes(b)) for i, b in rows]
 
+    async def read_rows(self, connector: str, ids: Sequence[int]) -> list[QueueRow]:
+        rows = await self._rows(
+            "SELECT id, body FROM queue WHERE connector = %s AND id = ANY(%s) ORDER BY id",
+            [connector, sorted(set(ids))],
+        )
+        return [QueueRow(int(i), bytes(b)) for i, b in rows]
+
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]:
         if connector is not None:
             row = await self._row("SELECT count(*) FROM queue WHERE connector = %s", [connector])

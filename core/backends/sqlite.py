@@ -22,9 +22,10 @@ from typing import Any
 
 import structlog
 
+from connectord import queue as queue_rows
 from connectord.state import AsyncStore, Store
 
-from . import DeadLetter, Json, LeaseInfo, QueueRow, RunInfo
+from . import DeadLetter, Json, LeaseInfo, QueueRow, RunInfo, connector_lease
 from . import sqlite_ops as ops
 
 log = structlog.get_logger("connectord.state.sqlite")
@@ -102,6 +103,9 @@ class SqliteBackend:
 
     async def read_queue(self, connector: str, after: int, limit: int) -> list[QueueRow]:
         return await self._read(Store.read_queue, connector, after, limit)
+
+    async def read_rows(self, connector: str, ids: Sequence[int]) -> list[QueueRow]:
+        return await self._read(queue_rows.read_rows, connector, list(ids))
 
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]:
         return await self._read(Store.queue_depth, connector)
@@ -261,6 +265,25 @@ class SqliteBackend:
 
     async def live_nodes(self) -> list[str]:
         return await self._read(ops.live_nodes)
+
+    # --- one process per connector on this file (not part of `StateBackend`) ----------
+    async def lock_connector(self, connector: str) -> bool:
+        """The OS-level claim a lone daemon makes on a connector of this file, so that a
+        second daemon started on the same file by mistake refuses to run it."""
+        return await self.store.write(Store.acquire_lock, connector_lease(connector))
+
+    async def expire_lease(self, connector: str) -> None:
+        """End the connector's lease whoever holds it, keeping its epoch (so the next
+        acquisition fences the old holder). Only for the process that holds
+        `lock_connector`: the OS lock proves the previous holder's process is gone."""
+        await self._write(ops.expire, connector_lease(connector))
+
+    async def unlock_connector(self, connector: str) -> None:
+        await self.store.write(Store.release_lock, connector_lease(connector))
+
+    async def connector_locker(self, connector: str) -> int | None:
+        """The pid of the process holding `lock_connector`, if any."""
+        return await self.store.read(Store.lock_holder, connector_lease(connector))
 
 
 def _ids(ids: Iterable[int] | None) -> list[int] | None:

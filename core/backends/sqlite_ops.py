@@ -145,6 +145,10 @@ def release(store: Store, name: str, node: str, epoch: int) -> None:
     )
 
 
+def expire(store: Store, name: str) -> None:
+    store.conn.execute("UPDATE leases SET expires_at = ? WHERE name = ?", [EXPIRED, name])
+
+
 def holder(store: Store, name: str) -> LeaseInfo | None:
     now = time.time()
     row = store.conn.execute(

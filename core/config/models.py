@@ -27,7 +27,35 @@ class DaemonSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     state: str = Field(
-        "connectord.db", description="SQLite state file, relative to the config file."
+        "connectord.db",
+        description="Where the daemon keeps its queue, checkpoints and runs: an SQLite file "
+        "(a path relative to the config file, or sqlite:///path), or a PostgreSQL URL "
+        "(postgresql://user@host:5432/db) shared by several daemons (docs/scale-out.md). "
+        "Put no password in the URL: use state_password_file, PGPASSWORD or ~/.pgpass.",
+    )
+    state_password_file: str | None = Field(
+        None,
+        description="File holding the PostgreSQL password of `state` (a systemd credential, "
+        "for example); relative to the config file.",
+    )
+    node: str | None = Field(
+        None,
+        description="This daemon's name among the daemons sharing `state`; unique per "
+        "process. Default: hostname:pid.",
+    )
+    lease_ttl: float = Field(
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description='Seconds (or "10s") a connector\'s owner may stay silent before another '
+        "daemon sharing `state` takes the connector over. Renewed every third of it.",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes of this daemon on this machine, sharing `listen` "
+        "(SO_REUSEPORT) and `state`, so that push ingest uses every core.",
     )
     listen: str = Field(
         "127.0.0.1:8787", description="host:port for push sources, /healthz and /metrics."
@@ -77,6 +105,20 @@ class DaemonSettings(BaseModel):
         "require off loopback (listener or client not on 127.0.0.1/::1). Unset: off "
         "loopback they are refused. Or admin_token_file.",
     )
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        from ..backends.factory import check_state_value
+
+        return check_state_value(value)
+
+    @field_validator("lease_ttl", mode="before")
+    @classmethod
+    def _lease_ttl(cls, value: Any) -> Any:
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*s\s*", value):
+            return float(value.strip()[:-1])
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -225,7 +267,36 @@ class Config:
 
     @property
     def state_path(self) -> Path:
-        return (self.base_dir / self.daemon.state).resolve()
+        """The SQLite state file (meaningless when `shared_state` is True)."""
+        from ..backends.factory import sqlite_path
+
+        return (self.base_dir / sqlite_path(self.daemon.state)).resolve()
+
+    @property
+    def shared_state(self) -> bool:
+        """True when ``[daemon] state`` is a PostgreSQL URL."""
+        from ..backends.factory import is_postgres
+
+        return is_postgres(self.daemon.state)
+
+    @property
+    def state_shown(self) -> str:
+        """The state's location for logs and messages, any password hidden."""
+        from ..backends.factory import shown
+
+        return shown(self.daemon.state) if self.shared_state else str(self.state_path)
+
+    def state_backend(self) -> Any:
+        """The daemon's `StateBackend` (not opened yet)."""
+        from ..backends.factory import backend_from_url
+
+        if not self.shared_state:
+            return backend_from_url(self.state_path, durability=self.daemon.durability)
+        password_file = self.daemon.state_password_file
+        return backend_from_url(
+            self.daemon.state,
+            password_file=self.base_dir / password_file if password_file else None,
+        )
 
     def enabled(self) -> list[ConnectorConfig]:
         return [c for c in self.connectors.values() if c.enabled]

@@ -129,6 +129,7 @@ class _Validator(PluginChecks):
             self.pydantic_issues(("daemon",), err, DaemonSettings, noun="setting")
             return DaemonSettings()
         self.secrets.update(secret_values(settings))
+        self.secrets.update(_url_passwords(settings.state))
         try:
             make_trigger("every 1m", settings.timezone)
         except Exception:
@@ -251,3 +252,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _url_passwords(url: str) -> set[str]:
+    """A password written into a PostgreSQL ``state`` URL, so that logs redact it."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        return set()
+    parts = urlsplit(url)
+    found = {parts.password} if parts.password else set()
+    return found | set(parse_qs(parts.query).get("password", []))

@@ -15,6 +15,7 @@ Access rules are in `connectord.ui.security`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -28,10 +29,11 @@ __all__ = ["install"]
 
 
 def install(
-    app: web.Application, config: Callable[[], Config], store: AsyncStore, health: Health
+    app: web.Application, config: Callable[[], Config], state: Any, health: Health
 ) -> StatusViews:
-    """Mount the status page on ``app``; call before the application starts."""
-    views = StatusViews(config, store, health)
+    """Mount the status page on ``app`` (``state``: the daemon's `StateBackend`); call
+    before the application starts."""
+    views = StatusViews(config, state, health)
     routes = app.router
     routes.add_get("/", hardened(views.root))
     routes.add_get("/ui", hardened(views.root))
@@ -46,9 +48,11 @@ def install(
         "/ui/connectors/{connector}/dead-letters/{action:replay|purge}", hardened(views.action)
     )
     routes.add_post("/ui/connectors/{connector}/{action:sync}", hardened(views.action))
-    app.cleanup_ctx.append(
-        sampler_context(store, lambda: [c.name for c in config().connectors.values()])
-    )
+    store = getattr(state, "store", None)
+    if isinstance(store, AsyncStore):  # the charts' history lives in SQLite state only
+        app.cleanup_ctx.append(
+            sampler_context(store, lambda: [c.name for c in config().connectors.values()])
+        )
 
     async def closing(_app: web.Application) -> None:
         views.closing.set()

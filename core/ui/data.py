@@ -65,6 +65,29 @@ def read_state(store: Store, names: list[str], hours: float) -> dict[str, dict[s
     return out
 
 
+async def read_shared_state(state: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """`read_state` through the `StateBackend` interface, for a PostgreSQL state. The
+    per-minute history behind the charts is kept in SQLite state only: with a shared
+    state, the Prometheus metrics of each daemon (``deploy/grafana``) draw them."""
+    depths = await state.queue_depth()
+    dead = await state.dead_letter_count()
+    checkpoints = await state.checkpoints()
+    out = {}
+    for name in names:
+        runs = [_run(asdict(r)) for r in await state.last_runs(name, RUNS_SHOWN)]
+        out[name] = {
+            "counts": await state.counters(name),
+            "queue_depth": depths.get(name, 0),
+            "dead_letter_count": dead.get(name, 0),
+            "dead_letters": await state.dead_letters(name, limit=DEAD_LETTERS_SHOWN),
+            "checkpoint": checkpoints.get(name),
+            "runs": runs,
+            "last_success_at": await state.last_success(name),
+            "history": [],
+        }
+    return out
+
+
 def _run(run: dict[str, Any]) -> dict[str, Any]:
     ended = run.get("ended_at") or time.time()
     run["seconds"] = round(max(0.0, ended - run["started_at"]), 3)

@@ -19,10 +19,10 @@ import structlog
 from aiohttp import web
 
 from ..config import Config
-from ..state import AsyncStore, Store
+from ..state import AsyncStore
 from ..tap import hub
 from . import render
-from .data import read_state, snapshot
+from .data import read_shared_state, read_state, snapshot
 from .security import COOKIE, SESSION_SECONDS, Guard, harden
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -34,9 +34,9 @@ Health = Callable[[], tuple[bool, dict[str, Any]]]
 class StatusViews:
     """One daemon's status page; ``config`` returns the running configuration."""
 
-    def __init__(self, config: Callable[[], Config], store: AsyncStore, health: Health) -> None:
+    def __init__(self, config: Callable[[], Config], state: Any, health: Health) -> None:
         self.config = config
-        self.store = store
+        self.state = state  # the daemon's StateBackend
         self.health = health
         listen_host = config().daemon.listen.rpartition(":")[0].strip("[]")
         self.guard = Guard(listen_host, self._token)
@@ -153,7 +153,11 @@ class StatusViews:
 
     async def _snapshot(self, hours: float) -> dict[str, Any]:
         config = self.config()
-        state = await self.store.read(read_state, list(config.connectors), hours)
+        store = getattr(self.state, "store", None)
+        if isinstance(store, AsyncStore):  # SQLite: one read on the reader thread
+            state = await store.read(read_state, list(config.connectors), hours)
+        else:
+            state = await read_shared_state(self.state, list(config.connectors))
         _, health = self.health()
         return snapshot(config, state, health, hours)
 
@@ -171,11 +175,11 @@ class StatusViews:
             return web.json_response({"error": "not_found"}, status=404)
         ids = [int(i) for i in form.getall("id", []) if str(i).isdigit()] or None
         if what == "replay":
-            count = await self.store.write(Store.replay_dead_letters, name, ids)
+            count = await self.state.replay_dead_letters(name, ids)
         elif what == "purge":
-            count = await self.store.write(Store.purge_dead_letters, name, ids)
+            count = await self.state.purge_dead_letters(name, ids)
         elif what == "sync" and not connector.is_push and connector.enabled:
-            count = await self.store.write(Store.request_run, name)
+            count = await self.state.request_run(name)
         else:
             return web.json_response(
                 {"error": "conflict", "message": f"{name} cannot {what}"}, status=409

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from connectord.connector import RunSummary
 from connectord.pull import UnitProgress
-from connectord.sync import _Progress, line
+from connectord.cli_sync import _Progress, line
 
 
 def test_the_line_shows_days_records_and_rate():
@@ -17,7 +17,7 @@ def test_the_line_shows_days_records_and_rate():
 
 def test_the_rate_is_the_current_one_not_the_average(monkeypatch, capsys):
     clock = [100.0]
-    monkeypatch.setattr("connectord.sync.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("connectord.cli_sync.time.monotonic", lambda: clock[0])
 
     class Source:
         progress = UnitProgress()

@@ -96,7 +96,7 @@ delivery = { request_timeout = 2.5 }
 """
     )
     connector = load_config(config, registry).connectors["relay"]
-    runtime = ConnectorRuntime(connector, store=None, base_dir=tmp_path)  # type: ignore[arg-type]
+    runtime = ConnectorRuntime(connector, state=None, base_dir=tmp_path)  # type: ignore[arg-type]
     session = runtime.http()
     try:
         assert session.timeout.total == 2.5

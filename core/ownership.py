@@ -1,0 +1,203 @@
+"""Which daemon owns which connector, when several share one state database.
+
+Every daemon sharing ``[daemon] state`` runs every enabled connector's plugins (so any
+of them accepts push requests into the shared queue), but a connector's queue draining
+and pull runs belong to one daemon at a time: the holder of the connector's lease
+(`connectord.backends`). Leases are rows with a time to live, renewed every third of it;
+their epoch fences every queue completion and checkpoint, so a daemon that was paused
+past its lease (SIGSTOP, a long GC pause, a partition) writes nothing once it wakes up.
+
+Placement is rendezvous hashing (highest random weight, Thaler and Ravishankar 1996)
+over the live daemons: each connector prefers the daemon with the highest
+``hash(connector, node)``. It needs no coordination beyond the list of live daemons,
+spreads connectors evenly, and when a daemon joins or leaves only the connectors that
+prefer it move. A connector whose preferred daemon does not take it (say its plugin
+cannot start there) is taken by any daemon after `ORPHAN_STEPS` rounds.
+
+A lone daemon is the one-node case of the same rules: it is the only live node, so it
+takes every lease on its first round, before it reports ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .backends import LeaseInfo, StateBackend, connector_lease
+
+if TYPE_CHECKING:
+    from .connector import ConnectorRuntime
+
+ORPHAN_STEPS = 2
+"""Rounds a connector's lease may stay free before any daemon takes it."""
+
+
+def default_node() -> str:
+    """``hostname:pid``: unique per process, and a restarted process is a new node."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def preferred_node(connector: str, nodes: list[str]) -> str | None:
+    """The live node rendezvous hashing gives ``connector`` to."""
+    if not nodes:
+        return None
+    return max(nodes, key=lambda node: _weight(connector, node))
+
+
+def _weight(connector: str, node: str) -> bytes:
+    return hashlib.blake2b(f"{connector}\0{node}".encode(), digest_size=8).digest()
+
+
+@dataclass
+class Held:
+    epoch: int
+    renewed_at: float  # monotonic
+
+
+class Ownership:
+    """Keeps this daemon's leases: takes, renews, hands over and gives up connectors."""
+
+    def __init__(
+        self,
+        state: StateBackend,
+        node: str,
+        ttl: float,
+        runtimes: Callable[[], dict[str, ConnectorRuntime]],
+        on_owned: Callable[[str, ConnectorRuntime], Awaitable[None]],
+    ) -> None:
+        self.state = state
+        self.node = node
+        self.ttl = ttl
+        self.runtimes = runtimes
+        self.on_owned = on_owned
+        self.held: dict[str, Held] = {}
+        self.holders: dict[str, LeaseInfo | None] = {}
+        self.nodes: list[str] = [node]
+        self._free_rounds: dict[str, int] = {}
+        self._lost: set[str] = set()
+        self._round = asyncio.Lock()
+        self.log = structlog.get_logger().bind(node=node)
+
+    @property
+    def interval(self) -> float:
+        return self.ttl / 3
+
+    def lost(self, name: str) -> None:
+        """A fenced write said another daemon took ``name``: give it up next round."""
+        self._lost.add(name)
+
+    async def step(self) -> None:
+        """One round: heartbeat, then for every connector keep, take or hand over its
+        lease. A round the state cannot answer changes nothing here, except that a lease
+        not renewed for a whole TTL is given up (another daemon may hold it by now)."""
+        async with self._round:
+            await self._step()
+
+    async def _step(self) -> None:
+        try:
+            await self.state.heartbeat(self.node, self.ttl)
+            self.nodes = await self.state.live_nodes() or [self.node]
+        except Exception as err:
+            self.log.warning("lease.round_failed", error=repr(err))
+            await self._give_up_stale()
+            return
+        for name, runtime in list(self.runtimes().items()):
+            try:
+                await self._one(name, runtime)
+            except Exception as err:
+                self.log.warning("lease.step_failed", connector=name, error=repr(err))
+        await self._give_up_stale()
+        for name in [n for n in self.held if n not in self.runtimes()]:
+            await self._release(name)
+
+    async def _one(self, name: str, runtime: ConnectorRuntime) -> None:
+        lease = connector_lease(name)
+        held = self.held.get(name)
+        preferred = preferred_node(name, self.nodes)
+        if held is not None:
+            if name in self._lost:
+                await self._drop(name, runtime, "fenced")
+            elif preferred != self.node and preferred in self.nodes:
+                await self._drop(name, runtime, "handover", release=True)
+            elif await self.state.renew(lease, self.node, held.epoch, self.ttl):
+                held.renewed_at = time.monotonic()
+            else:
+                await self._drop(name, runtime, "taken")
+        current = await self.state.holder(lease)
+        self.holders[name] = current
+        if name in self.held or current is not None:
+            self._free_rounds.pop(name, None)
+            return
+        rounds = self._free_rounds[name] = self._free_rounds.get(name, 0) + 1
+        if preferred == self.node or rounds > ORPHAN_STEPS:
+            await self._take(name, runtime)
+
+    async def _take(self, name: str, runtime: ConnectorRuntime) -> None:
+        epoch = await self.state.acquire(connector_lease(name), self.node, self.ttl)
+        if epoch is None:
+            return
+        self.held[name] = Held(epoch, time.monotonic())
+        self._lost.discard(name)
+        self._free_rounds.pop(name, None)
+        self.holders[name] = LeaseInfo(connector_lease(name), self.node, epoch, self.ttl)
+        self.log.info("lease.acquired", connector=name, epoch=epoch)
+        runtime.on_lease_lost = lambda: self.lost(name)
+        runtime.own(epoch)
+        await self.on_owned(name, runtime)
+
+    async def _drop(
+        self, name: str, runtime: ConnectorRuntime | None, why: str, *, release: bool = False
+    ) -> None:
+        held = self.held.pop(name)
+        self._lost.discard(name)
+        if runtime is not None:
+            await runtime.disown()
+        if release:
+            await self.state.release(connector_lease(name), self.node, held.epoch)
+        self.log.info("lease.dropped", connector=name, epoch=held.epoch, reason=why)
+
+    async def _give_up_stale(self) -> None:
+        """Stop working on leases not renewed for a TTL: they may be someone else's."""
+        now = time.monotonic()
+        for name, held in list(self.held.items()):
+            if now - held.renewed_at >= self.ttl:
+                await self._drop(name, self.runtimes().get(name), "not renewed")
+
+    async def release(self, name: str) -> None:
+        """Give up ``name`` now (its connector stops or the daemon shuts down)."""
+        async with self._round:
+            await self._release(name)
+
+    async def _release(self, name: str) -> None:
+        held = self.held.get(name)
+        if held is None:
+            return
+        await self._drop(name, self.runtimes().get(name), "released")
+        try:
+            await self.state.release(connector_lease(name), self.node, held.epoch)
+        except Exception as err:  # it expires by itself
+            self.log.warning("lease.release_failed", connector=name, error=repr(err))
+
+    def describe(self) -> dict[str, Any]:
+        """Nodes and owners, for ``/healthz`` and ``connectord status``."""
+        owners = {
+            name: {"node": info.node, "epoch": info.epoch, "expires_in": round(info.expires_in, 1)}
+            for name, info in self.holders.items()
+            if info is not None
+        }
+        return {"node": self.node, "nodes": list(self.nodes), "owners": owners}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.step()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
