@@ -1,56 +1,40 @@
-"""One connector at run time: its plugin instances, queue, delivery loop and pull runs."""
+"""One connector at run time: its plugins, their lifecycle, ownership and push ingest.
+
+Queue delivery is in `connectord.draining`, pull runs in `connectord.pull_runs`; both
+are mixed into `ConnectorRuntime`, which holds the state they share.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 import structlog
 
 from . import records as record_model
-from .api import Destination, Mapping, PluginContext, PullSource, PushSource, Record, Source
-from .backends import StaleEpoch, StateBackend, StateUnavailable
+from .api import Destination, Mapping, PluginContext, PushSource, Record, Source
+from .backends import StateBackend
 from .backends.namespace import BackendNamespace
 from .backoff import Backoff
 from .config import ConnectorConfig, PluginSpec
-from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strikes, Throttle
-from .errors import ConnectordError, IngestError, QueueFull, describe_error
+from .delivery import Pipeline, Strikes, Throttle
+from .draining import STATE_ERRORS, QueueDraining
+from .errors import IngestError, QueueFull
 from .http import new_session
 from .metrics import Metrics
-from .records import encode, normalise_pulled, serialize
-from .state import DeadLetter, QueueRow, state_namespace
+from .pull_runs import PullRuns
+from .records import encode, serialize
+from .run_summary import Progress, RunSummary
+from .state import DeadLetter, state_namespace
 
-DEPTH_RESYNC_SECONDS = 15.0
-PARK_LIMIT = 1000  # held-back rows remembered; beyond it only those are retried (an outage)
-STATE_ERRORS = (sqlite3.Error, StateUnavailable)
-"""The state could not be written right now; nothing was committed (retry)."""
-
-
-@dataclass
-class RunSummary:
-    """What one pull run (or one queue drain) did."""
-
-    connector: str
-    status: str
-    records_in: int = 0
-    records_out: int = 0
-    rejected: int = 0
-    error: str | None = None
-    seconds: float = 0.0
+__all__ = ["ConnectorRuntime", "Progress", "RunSummary", "serialize"]
 
 
-Progress = Callable[[RunSummary], None]
-
-
-class ConnectorRuntime:
+class ConnectorRuntime(QueueDraining, PullRuns):
     """Owns one connector's plugins and background work between `start` and `stop`."""
 
     def __init__(
@@ -272,283 +256,3 @@ class ConnectorRuntime:
             self.metrics.records_in.labels(self.name).inc(len(bodies))
         self._gauge_depth()
         self._wake.set()
-
-    async def _drain(self) -> None:
-        """Deliver queued records in batches, up to ``concurrency`` batches in flight."""
-        slots = asyncio.Semaphore(self.config.delivery.concurrency)
-        cursor = 0
-        last_resync = time.monotonic()
-        while not self.stop_event.is_set():
-            await slots.acquire()
-            try:
-                rows, cursor = await self._next_rows(cursor)
-            except Exception as err:
-                slots.release()
-                self.log.error("queue.read_failed", error=repr(err))
-                await self._idle(5.0)
-                continue
-            if not rows:
-                slots.release()
-                if time.monotonic() - last_resync > DEPTH_RESYNC_SECONDS:
-                    last_resync = time.monotonic()
-                    await self._resync_depth()
-                await self._idle(1.0)
-                continue
-            task = asyncio.create_task(
-                self._deliver_rows(rows), name=f"deliver:{self.name}:{rows[0].id}"
-            )
-            self._tasks.add(task)
-            task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
-
-    async def _next_rows(self, cursor: int) -> tuple[list[QueueRow], int]:
-        """The next rows to deliver and the new read position: a held-back row once the
-        destination accepted something since (its next failure is evidence against it),
-        else new rows, else (none, or too many held back) the oldest held-back row."""
-        parked = self._parked
-        if parked and self.throttle.last_success > parked[0][1]:
-            return await self._unpark(), cursor
-        if len(parked) < PARK_LIMIT:
-            rows = await self.state.read_queue(self.name, cursor, self.config.delivery.batch_size)
-            if rows:
-                return rows, rows[-1].id
-        if parked:
-            return await self._unpark(), cursor
-        return [], cursor
-
-    async def _unpark(self) -> list[QueueRow]:
-        row_id, _ = self._parked.popleft()
-        rows = await self.state.read_rows(self.name, [row_id])
-        if not rows:  # dropped by an operator meanwhile
-            self._strikes.pop(row_id, None)
-        return rows
-
-    async def _idle(self, seconds: float) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-
-    async def _resync_depth(self) -> None:
-        """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
-        with contextlib.suppress(Exception):
-            self.depth = int(await self.state.queue_depth(self.name))
-            self._gauge_depth()
-            if self.metrics is not None:
-                dead = await self.state.dead_letter_count(self.name)
-                self.metrics.dead_letters.labels(self.name).set(dead)
-
-    async def _deliver_rows(self, rows: list[QueueRow]) -> None:
-        records = [orjson.loads(row.body) for row in rows]
-        strikes = [self._strikes.setdefault(row.id, Strikes()) for row in rows]
-        try:
-            outcome = await self.pipeline.process(records, strikes=strikes, park=True)
-        except Stopping:
-            return
-        except Parked as held:
-            done = [row for i, row in enumerate(rows) if i not in held.unfinished]
-            back = [rows[i].id for i in sorted(held.unfinished)]
-            self._parked.extend((row_id, time.monotonic()) for row_id in back)
-            self.log.info("delivery.records.held_back", count=len(back), first_id=back[0])
-            if done:
-                await self._complete(done, held.outcome)
-            return
-        except Exception as err:  # never lose rows to a bug: they stay queued, retried later
-            self.log.exception("delivery.batch.crashed", error=repr(err))
-            self._parked.extend((row.id, time.monotonic()) for row in rows)
-            return
-        await self._complete(rows, outcome)
-
-    async def _complete(self, rows: list[QueueRow], outcome: Outcome) -> None:
-        attempt = 0
-        ids = [row.id for row in rows]
-        while True:
-            if self.epoch is None:
-                return  # not ours any more: the rows stay queued for the new owner
-            try:
-                await self.state.complete(
-                    self.name, ids, outcome.dead, outcome.delivered, epoch=self.epoch
-                )
-                break
-            except StaleEpoch:
-                self._lease_lost()
-                return
-            except STATE_ERRORS as err:
-                attempt += 1
-                self.log.error("queue.ack_failed", error=str(err), attempt=attempt)
-                if self.stop_event.is_set():
-                    return  # rows stay queued; delivered again after restart
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-        for row_id in ids:
-            self._strikes.pop(row_id, None)
-        self.depth = max(0, self.depth - len(rows))
-        self._gauge_depth()
-        self._count(outcome)
-        self.log.debug(
-            "delivery.batch.acked",
-            records=len(rows),
-            delivered=outcome.delivered,
-            rejected=len(outcome.dead),
-        )
-
-    def _count(self, outcome: Outcome) -> None:
-        if outcome.dead:
-            self.log.warning(
-                "delivery.rejected", count=len(outcome.dead), reason=outcome.dead[0].reason
-            )
-        if self.metrics is None:
-            return
-        self.metrics.records_out.labels(self.name).inc(outcome.delivered)
-        if outcome.dead:
-            self.metrics.records_rejected.labels(self.name).inc(len(outcome.dead))
-            self.metrics.dead_letters.labels(self.name).inc(len(outcome.dead))
-        if outcome.delivered:
-            self.metrics.last_success.labels(self.name).set(time.time())
-
-    def _gauge_depth(self) -> None:
-        if self.metrics is not None:
-            self.metrics.queue_depth.labels(self.name).set(self.depth)
-
-    async def drain_once(self, progress: Progress | None = None) -> RunSummary:
-        """Deliver everything queued now, then return (``connectord sync`` on a push
-        connector)."""
-        summary = RunSummary(self.name, "succeeded")
-        started = time.monotonic()
-        cursor = 0
-        while True:
-            rows = await self.state.read_queue(self.name, cursor, self.config.delivery.batch_size)
-            if not rows:
-                break
-            cursor = rows[-1].id
-            records = [orjson.loads(row.body) for row in rows]
-            try:
-                outcome = await self.pipeline.process(
-                    records, budget=self.config.delivery.pull_retry_budget
-                )
-            except (BudgetExceeded, Stopping) as err:
-                summary.status, summary.error = "failed", str(err) or "stopped"
-                break
-            await self._complete(rows, outcome)
-            summary.records_in += len(rows)
-            summary.records_out += outcome.delivered
-            summary.rejected += len(outcome.dead)
-            if progress is not None:
-                progress(summary)
-        summary.seconds = time.monotonic() - started
-        return summary
-
-    # --- pull runs --------------------------------------------------------------------
-
-    async def run_pull(
-        self,
-        *,
-        kind: str = "scheduled",
-        progress: Progress | None = None,
-        request: int | None = None,
-        full_refresh: bool = False,
-    ) -> RunSummary:
-        """Read the source from its checkpoint and deliver batch by batch.
-
-        The checkpoint moves after each batch the destination acknowledged; a failed
-        or interrupted run resumes from the last one stored. A scheduled run is skipped
-        while another is going; a requested one (``request``: the id of a
-        ``connectord sync`` request) waits for it and then runs.
-        """
-        summary = RunSummary(self.name, "running")
-        if not isinstance(self.source, PullSource):
-            summary.status, summary.error = "failed", "not a pull connector"
-            return summary
-        if self.epoch is None:
-            self.log.info("run.skipped", reason="another daemon owns this connector")
-            summary.status = "skipped"
-            return summary
-        if self._run_lock.locked() and request is None:
-            self.log.info("run.skipped", reason="previous run still going")
-            summary.status = "skipped"
-            return summary
-        current = asyncio.current_task()
-        async with self._run_lock:
-            if current is not None:  # so that stop() waits for, then cancels, the run
-                self._tasks.add(current)
-            try:
-                if full_refresh:
-                    await self.state.reset_checkpoint(self.name)
-                return await self._run_pull(summary, kind, progress, request)
-            finally:
-                if current is not None:
-                    self._tasks.discard(current)
-
-    async def _run_pull(
-        self, summary: RunSummary, kind: str, progress: Progress | None, request: int | None
-    ) -> RunSummary:
-        started = time.monotonic()
-        run_id = await self.state.start_run(self.name, kind)
-        if request is not None:
-            await self.state.serve_run_request(request, run_id)
-        checkpoint = await self.state.checkpoint(self.name)
-        namespace = state_namespace(self.name, self.config.source.type)
-        log = self.log.bind(run_id=run_id)
-        log.info("run.started", kind=kind, checkpoint=checkpoint)
-        assert isinstance(self.source, PullSource)
-        try:
-            async with contextlib.aclosing(self.source.read(checkpoint)) as batches:
-                async for batch in batches:
-                    if self.stop_event.is_set():
-                        raise Stopping()
-                    normalise_pulled(self.name, batch.records, batch.checkpoint)
-                    outcome = await self.pipeline.process(
-                        batch.records, budget=self.config.delivery.pull_retry_budget
-                    )
-                    if self.epoch is None:
-                        raise Stopping()
-                    await self.state.commit_pull_batch(
-                        self.name,
-                        epoch=self.epoch,
-                        checkpoint=batch.checkpoint,
-                        state_namespace=namespace,
-                        state=batch.state,
-                        dead=outcome.dead,
-                        delivered=outcome.delivered,
-                        received=len(batch.records),
-                        run_id=run_id,
-                    )
-                    summary.records_in += len(batch.records)
-                    summary.records_out += outcome.delivered
-                    summary.rejected += len(outcome.dead)
-                    self._count(outcome)
-                    if self.metrics is not None:
-                        self.metrics.records_in.labels(self.name).inc(len(batch.records))
-                    if progress is not None:
-                        progress(summary)
-            summary.status = "succeeded"
-        except (Stopping, asyncio.CancelledError):
-            summary.status, summary.error = "cancelled", "stopped before the run finished"
-        except StaleEpoch:
-            summary.status, summary.error = "cancelled", "another daemon took the connector over"
-            self._lease_lost()
-        except Exception as err:
-            summary.status, summary.error = "failed", describe_error(err)
-            log.error(
-                "run.failed", error=summary.error, exc_info=not isinstance(err, ConnectordError)
-            )
-        summary.seconds = time.monotonic() - started
-        await self.state.finish_run(
-            run_id,
-            status=summary.status,
-            records_in=summary.records_in,
-            records_out=summary.records_out,
-            rejected=summary.rejected,
-            error=summary.error,
-        )
-        log.info(
-            "run.finished",
-            status=summary.status,
-            records_in=summary.records_in,
-            records_out=summary.records_out,
-            rejected=summary.rejected,
-            seconds=round(summary.seconds, 3),
-            error=summary.error,
-        )
-        if self.metrics is not None:
-            self.metrics.run_duration.labels(self.name, summary.status).observe(summary.seconds)
-            if summary.status == "succeeded":
-                self.metrics.last_success.labels(self.name).set(time.time())
-        return summary
