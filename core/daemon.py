@@ -97,7 +97,12 @@ class Daemon(ConnectorSupervision, DaemonLoops):
             await self.state.close()
             return 1
         self.ownership = Ownership(
-            self.state, self.node, daemon.lease_ttl, self._live_runtimes, self._owned
+            self.state,
+            self.node,
+            daemon.lease_ttl,
+            self._live_runtimes,
+            self._owned,
+            metrics=self.metrics,
         )
         if daemon.workers > 1 and not is_worker():
             self.workers = Workers(self.config_path, daemon.workers)
@@ -112,7 +117,7 @@ class Daemon(ConnectorSupervision, DaemonLoops):
         self._leasing = True
         with self._signals():
             self._spawn(self.ownership.run(self.stop_event), "leases")
-            if self.config.shared_state:
+            if self.config.shared_state or daemon.workers > 1 or is_worker():
                 self._spawn(self._follow_shared_depths(), "shared-depths")
             systemd.notify("READY=1", self._status_line())
             self._spawn(self._watchdog(), "watchdog")

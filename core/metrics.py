@@ -84,6 +84,13 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.connector_owned = Gauge(
+            "connectord_connector_owned",
+            "1 while this daemon (node) holds the connector's lease: it drains the queue and "
+            "runs the pulls; 0 on the other daemons sharing the state.",
+            ["connector", "node"],
+            registry=r,
+        )
         self.plugin_events = Counter(
             "connectord_plugin_events",
             "What plugins count through PluginContext.count, by plugin and event.",
@@ -110,3 +117,6 @@ class Metrics:
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(connector)
+        for labels in list(self.connector_owned._metrics):
+            if labels[0] == connector:
+                self.connector_owned.remove(*labels)

@@ -36,6 +36,7 @@ from .backends import LeaseInfo, StateBackend, connector_lease
 
 if TYPE_CHECKING:
     from .connector import ConnectorRuntime
+    from .metrics import Metrics
 
 ORPHAN_STEPS = 2
 """Rounds a connector's lease may stay free before any daemon takes it."""
@@ -73,12 +74,14 @@ class Ownership:
         ttl: float,
         runtimes: Callable[[], dict[str, ConnectorRuntime]],
         on_owned: Callable[[str, ConnectorRuntime], Awaitable[None]],
+        metrics: Metrics | None = None,
     ) -> None:
         self.state = state
         self.node = node
         self.ttl = ttl
         self.runtimes = runtimes
         self.on_owned = on_owned
+        self.metrics = metrics
         self.held: dict[str, Held] = {}
         self.holders: dict[str, LeaseInfo | None] = {}
         self.nodes: list[str] = [node]
@@ -134,8 +137,11 @@ class Ownership:
                 await self._drop(name, runtime, "taken")
         current = await self.state.holder(lease)
         self.holders[name] = current
-        if name in self.held or current is not None:
+        if name in self.held or (current is not None and current.node != self.node):
             self._free_rounds.pop(name, None)
+            return
+        if current is not None:  # ours on record, not in hand: this node restarted
+            await self._take(name, runtime)
             return
         rounds = self._free_rounds[name] = self._free_rounds.get(name, 0) + 1
         if preferred == self.node or rounds > ORPHAN_STEPS:
@@ -150,6 +156,7 @@ class Ownership:
         self._free_rounds.pop(name, None)
         self.holders[name] = LeaseInfo(connector_lease(name), self.node, epoch, self.ttl)
         self.log.info("lease.acquired", connector=name, epoch=epoch)
+        self._gauge(name, 1)
         runtime.on_lease_lost = lambda: self.lost(name)
         runtime.own(epoch)
         await self.on_owned(name, runtime)
@@ -164,6 +171,7 @@ class Ownership:
         if release:
             await self.state.release(connector_lease(name), self.node, held.epoch)
         self.log.info("lease.dropped", connector=name, epoch=held.epoch, reason=why)
+        self._gauge(name, 0)
 
     async def _give_up_stale(self) -> None:
         """Stop working on leases not renewed for a TTL: they may be someone else's."""
@@ -186,6 +194,10 @@ class Ownership:
             await self.state.release(connector_lease(name), self.node, held.epoch)
         except Exception as err:  # it expires by itself
             self.log.warning("lease.release_failed", connector=name, error=repr(err))
+
+    def _gauge(self, name: str, owned: int) -> None:
+        if self.metrics is not None:
+            self.metrics.connector_owned.labels(name, self.node).set(owned)
 
     def describe(self) -> dict[str, Any]:
         """Nodes and owners, for ``/healthz`` and ``connectord status``."""
