@@ -3,9 +3,9 @@ and the current rate."""
 
 from __future__ import annotations
 
+from connectord.cli_sync import _Progress, line
 from connectord.connector import RunSummary
 from connectord.pull import UnitProgress
-from connectord.cli_sync import _Progress, line
 
 
 def test_the_line_shows_days_records_and_rate():
