@@ -64,6 +64,12 @@ class KeyValueStore(Protocol):
 
     async def scan(self, prefix: str = "") -> dict[str, Any]: ...
 
+    async def compare_and_set(self, key: str, expected: Any, new: Any) -> bool:
+        """Write ``new`` only if ``key`` still holds ``expected`` (``None``: absent; a
+        ``new`` of ``None`` deletes); True when written. Several daemons may share the
+        state (docs/scale-out.md) and run one connector's push ingest at once: a
+        read-modify-write during ingest reads, changes, and retries while this is False."""
+
 
 @dataclass
 class PluginContext:

@@ -250,7 +250,8 @@ class ConnectorRuntime(QueueDraining, PullRuns):
                 "the daemon cannot store records right now"
                 + (" (disk full)" if full else "")
                 + "; retry later",
-                retry_after=30,
+                # a full disk takes an operator; a database restart or failover, seconds
+                retry_after=30 if full else 5,
             ) from err
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(bodies))
