@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -21,8 +22,12 @@ class _Progress:
     is the current one (since the previous line, at least a second), not the average;
     a source that plans units (a backfill's days) adds ``days done/total``."""
 
-    def __init__(self, source: Any = None) -> None:
+    def __init__(
+        self, source: Any = None, units: Callable[[], tuple[int, int] | None] | None = None
+    ) -> None:
         self.source = source
+        self.units = units
+        self.shown_units = False
         self.tty = sys.stderr.isatty()
         self.last = 0.0
         self.mark = (time.monotonic(), 0)  # (when, records read then)
@@ -30,16 +35,19 @@ class _Progress:
 
     def __call__(self, summary: RunSummary) -> None:
         now = time.monotonic()
-        if not self.tty and now - self.last < 5:
+        units = units_of(self.source) if self.units is None else self.units()
+        first_units = units is not None and not self.shown_units
+        if not self.tty and now - self.last < 5 and not first_units:
             return
         self.last = now
+        self.shown_units = self.shown_units or units is not None
         since, count = self.mark
         if now - since >= 1.0:
             self.rate = (summary.records_in - count) / (now - since)
             self.mark = (now, summary.records_in)
         elif not self.rate:
             self.rate = (summary.records_in - count) / max(now - since, 1e-6)
-        text = line(summary, self.rate, units_of(self.source))
+        text = line(summary, self.rate, units)
         click.echo(f"\r{text}\033[K" if self.tty else text, err=True, nl=not self.tty)
 
     def done(self) -> None:
@@ -65,8 +73,10 @@ class TerminalOutput:
     def note(self, text: str) -> None:
         click.echo(text, err=True)
 
-    def progress(self, source: Any = None) -> _Progress:
-        return _Progress(source)
+    def progress(
+        self, source: Any = None, units: Callable[[], tuple[int, int] | None] | None = None
+    ) -> _Progress:
+        return _Progress(source, units)
 
     def report(self, summary: RunSummary) -> None:
         rate = summary.records_in / summary.seconds if summary.seconds else 0

@@ -18,6 +18,7 @@ from .api import PullSource, Source
 from .backends import StaleEpoch, StateBackend
 from .delivery import Pipeline, Stopping
 from .errors import ConnectordError, describe_error
+from .pull import units_of
 from .records import normalise_pulled
 from .run_summary import Progress, RunSummary
 from .state import state_namespace
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
     from .config import ConnectorConfig
     from .delivery import Outcome
     from .metrics import Metrics
+
+
+UNITS_KEY = "units"
+UNITS_EVERY = 1.0
+
+
+def run_namespace(connector: str) -> str:
+    """Where a run's unit progress is published (no plugin type starts with a dot)."""
+    return f"{connector}/.run"
 
 
 class PullRuns:
@@ -102,6 +112,7 @@ class PullRuns:
         log = self.log.bind(run_id=run_id)
         log.info("run.started", kind=kind, checkpoint=checkpoint)
         assert isinstance(self.source, PullSource)
+        published = [0.0]
         try:
             async with contextlib.aclosing(self.source.read(checkpoint)) as batches:
                 async for batch in batches:
@@ -132,6 +143,7 @@ class PullRuns:
                         self.metrics.records_in.labels(self.name).inc(len(batch.records))
                     if progress is not None:
                         progress(summary)
+                    await self._publish_units(run_id, published)
             summary.status = "succeeded"
         except (Stopping, asyncio.CancelledError):
             summary.status, summary.error = "cancelled", "stopped before the run finished"
@@ -166,3 +178,13 @@ class PullRuns:
             if summary.status == "succeeded":
                 self.metrics.last_success.labels(self.name).set(time.time())
         return summary
+
+    async def _publish_units(self, run_id: int, last: list[float]) -> None:
+        """Days done/total of a source that plans them, at most once a second, for a
+        ``connectord sync`` that follows this run from another process."""
+        units = units_of(self.source)
+        if units is None or time.monotonic() - last[0] < UNITS_EVERY:
+            return
+        last[0] = time.monotonic()
+        with contextlib.suppress(Exception):  # progress only: never fail the run
+            await self.state.set_state(run_namespace(self.name), {UNITS_KEY: [run_id, *units]})

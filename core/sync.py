@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .backends import StateBackend, connector_lease
@@ -20,6 +21,7 @@ from .connector import ConnectorRuntime, Progress, RunSummary
 from .errors import ConnectordError
 from .metrics import Metrics
 from .ownership import default_node
+from .pull_runs import UNITS_KEY, run_namespace
 
 PICKUP_SECONDS = 30.0
 POLL_SECONDS = 0.25
@@ -32,7 +34,9 @@ class ProgressLine(Progress, Protocol):
 class SyncOutput(Protocol):
     def note(self, text: str) -> None: ...
 
-    def progress(self, source: Any = None) -> ProgressLine: ...
+    def progress(
+        self, source: Any = None, units: Callable[[], tuple[int, int] | None] | None = None
+    ) -> ProgressLine: ...
 
     def report(self, summary: RunSummary) -> None: ...
 
@@ -116,9 +120,11 @@ async def _through_daemon(
                 f"{PICKUP_SECONDS:.0f}s; is it an older connectord? Check its log"
             )
         await asyncio.sleep(POLL_SECONDS)
-    progress = out.progress()
+    units: list[tuple[int, int] | None] = [None]
+    progress = out.progress(units=lambda: units[0])
     try:
         while True:
+            units[0] = await _published_units(state, name, taken["run_id"]) or units[0]
             info = await state.run(taken["run_id"])
             assert info is not None
             summary = RunSummary(
@@ -138,6 +144,14 @@ async def _through_daemon(
         progress.done()
     out.report(summary)
     return summary
+
+
+async def _published_units(state: StateBackend, name: str, run_id: int) -> tuple[int, int] | None:
+    """The days done/total the daemon's run published, if it plans days."""
+    found = (await state.get_state(run_namespace(name), [UNITS_KEY])).get(UNITS_KEY)
+    if isinstance(found, list) and len(found) == 3 and found[0] == run_id:
+        return int(found[1]), int(found[2])
+    return None
 
 
 async def _wait_for_queue(

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from connectord.plugins.clevertap.source import EventsSource
 from connectord.pull import units_of
-from connectord.testing import make_context, run_source, write_config
+from connectord.testing import DaemonProcess, make_context, run_source, write_config
 from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, toml_inline
 
@@ -139,3 +139,27 @@ destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
     result = sync(config, "backfill")
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"^\d+/12 days, \d+ read, \d+ delivered, 0 rejected", result.stderr, re.M)
+
+
+def test_sync_through_the_running_daemon_shows_the_daemons_days(tmp_path, emulator_server):
+    """The daemon owns the connector, so `sync` asks it to run and follows the run from
+    another process: the days done/total come from what the daemon's run publishes."""
+    data = sparse(days=12)
+    emulator = CleverTapEmulator(data, concurrency=3, latency=0.05)
+    server = emulator_server(emulator)
+    options = source_options(emulator, server.url, events=NAMES)
+    config = write_config(
+        tmp_path,
+        f"""
+[connectors.backfill]
+schedule = "manual"
+source = {{ type = "clevertap.events", {toml_inline(options)[2:-2]} }}
+destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
+""",
+    )
+    with DaemonProcess(config):
+        result = sync(config, "backfill")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "is run by the daemon" in result.stderr
+    days = re.findall(r"^(\d+)/12 days, \d+ read", result.stderr, re.M)
+    assert days, result.stderr[-2000:]
