@@ -207,8 +207,10 @@ def sync(name: str, config: str | None, full_refresh: bool) -> None:
 def status(config: str | None, as_json: bool) -> None:
     """Per connector: last run, counts, checkpoint, queue depth and dead letters."""
     cfg, _ = _load(config)
+    from .cli_queue import quiet_logs
     from .status import collect_status
 
+    quiet_logs(cfg)
     try:
         report = collect_status(cfg)
     except StateError as err:
@@ -287,7 +289,8 @@ def top(config: str | None, interval: float) -> None:
 def tap(name: str, config: str | None, mapped: bool) -> None:
     """Stream the records flowing through a connector as JSON lines (secrets redacted)."""
     cfg, _ = _load(config)
-    _known(cfg, name)
+    if name not in cfg.connectors:
+        raise click.ClickException(f"no connector named {name!r} in {cfg.path}")
     from .tap import stream_to
     from .ui.client import DaemonUnreachable
 
@@ -330,123 +333,10 @@ def docs_config(output: str | None, check: bool) -> None:
     click.echo(f"{output}: {'updated' if changed else 'already current'}")
 
 
-@cli.group()
-def dlq() -> None:
-    """Dead letters: records a destination refused for good, with the reason."""
-
-
-def _store(cfg: Config) -> Any:
-    from .state import Store
-
-    try:
-        return Store(cfg.state_path, create=False, durability=cfg.daemon.durability)
-    except StateError as err:
-        raise click.ClickException(str(err)) from None
-
-
-def _known(cfg: Config, name: str) -> None:
-    """Accept a configured connector, or one the state file still holds records for
-    (removed from the configuration or renamed: its queue and dead letters stay
-    reachable so that they can be listed, replayed or dropped)."""
-    if name in cfg.connectors:
-        return
-    from .queue import known_names
-
-    names: set[str] = set()
-    if cfg.state_path.exists():
-        store = _store(cfg)
-        try:
-            names = known_names(store)
-        finally:
-            store.close()
-    if name not in names:
-        raise click.ClickException(f"no connector named {name!r} in {cfg.path}")
-    click.echo(
-        f"note: {name} is not in {cfg.path}; its records stay in the state file until "
-        "it is configured again or they are dropped",
-        err=True,
-    )
-
-
-@dlq.command("list")
-@click.argument("name")
-@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print records and reasons as JSON.")
-def dlq_list(name: str, config: str | None, limit: int, as_json: bool) -> None:
-    """Show a connector's dead letters."""
-    cfg, _ = _load(config)
-    _known(cfg, name)
-    store = _store(cfg)
-    try:
-        rows = store.dead_letters(name, limit=limit)
-        total = store.dead_letter_count(name)
-    finally:
-        store.close()
-    if as_json:
-        _dump({"total": total, "dead_letters": rows})
-        return
-    click.echo(
-        f"{plural(total, 'dead letter')} for {name}"
-        + (f" (showing {len(rows)})" if total > len(rows) else "")
-    )
-    for row in rows:
-        record = row["record"]
-        what = record.get("event") or record.get("type") if isinstance(record, dict) else "?"
-        who = (
-            (record.get("userId") or record.get("anonymousId") or "")
-            if isinstance(record, dict)
-            else ""
-        )
-        click.echo(f"  #{row['id']}  {_when(row['created_at'])}  [{row['stage']}] {what} {who}")
-        click.echo(f"      {row['reason']}")
-
-
-@dlq.command("replay")
-@click.argument("name")
-@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters.")
-def dlq_replay(name: str, config: str | None, ids: tuple[int, ...]) -> None:
-    """Queue dead letters for delivery again (through the current mappings)."""
-    cfg, _ = _load(config)
-    _known(cfg, name)
-    store = _store(cfg)
-    try:
-        moved = store.replay_dead_letters(name, list(ids) or None)
-        daemon = store.lock_holder(f"connector:{name}")
-    finally:
-        store.close()
-    click.echo(f"queued {plural(moved, 'record')} of {name} for delivery")
-    if not daemon:
-        click.echo(
-            f"the daemon is not running this connector: run `connectord sync {name}` "
-            "or start the daemon to deliver them"
-        )
-
-
-@dlq.command("purge")
-@click.argument("name")
-@click.option("-c", "--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def dlq_purge(name: str, config: str | None, ids: tuple[int, ...], yes: bool) -> None:
-    """Delete dead letters for good."""
-    cfg, _ = _load(config)
-    _known(cfg, name)
-    what = plural(len(ids), "dead letter") if ids else "all dead letters"
-    if not yes:
-        click.confirm(f"Delete {what} of {name}? They cannot be recovered", abort=True)
-    store = _store(cfg)
-    try:
-        removed = store.purge_dead_letters(name, list(ids) or None)
-    finally:
-        store.close()
-    click.echo(f"deleted {plural(removed, 'dead letter')} of {name}")
-
-
 def _add_commands() -> None:
-    from .cli_queue import queue
+    from .cli_queue import dlq, queue
 
+    cli.add_command(dlq)
     cli.add_command(queue)
 
 

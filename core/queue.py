@@ -66,7 +66,7 @@ def list_rows(
         sql += " LIMIT ?"
         params.append(limit)
     return [
-        {"id": i, "enqueued_at": at, "record": _decode(body)}
+        {"id": i, "enqueued_at": at, "record": decode_body(body)}
         for i, body, at in store.conn.execute(sql, params).fetchall()
     ]
 
@@ -106,7 +106,8 @@ def orphans(store: Store, running: Iterable[str]) -> dict[str, int]:
     return {name: n for name, n in queued_connectors(store).items() if name not in live}
 
 
-def _decode(body: bytes) -> Any:
+def decode_body(body: bytes) -> Any:
+    """A queued body as its record, or as text when it is not JSON (shown, not lost)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

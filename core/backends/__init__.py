@@ -86,6 +86,13 @@ class StateBackend(Protocol):
 
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]: ...
 
+    async def list_queue(self, connector: str, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Queued records, oldest first: ``{"id", "enqueued_at", "record"}`` (operators'
+        ``connectord queue list``)."""
+
+    async def drop_queue(self, connector: str, ids: Sequence[int] | None = None) -> int:
+        """Delete queued records for good (all of the connector's when ``ids`` is None)."""
+
     async def complete(
         self,
         connector: str,

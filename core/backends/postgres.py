@@ -26,6 +26,8 @@ import orjson
 import structlog
 from psycopg import AsyncConnection
 
+from connectord.queue import decode_body
+
 from . import DeadLetter, Json, QueueRow
 from .leases import LeaseMixin, fence
 from .pg_connect import ConnectionPool, conninfo, redacted_url
@@ -150,6 +152,24 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
             [connector, sorted(set(ids))],
         )
         return [QueueRow(int(i), bytes(b)) for i, b in rows]
+
+    async def list_queue(self, connector: str, limit: int | None = 50) -> list[dict[str, Any]]:
+        rows = await self._rows(
+            "SELECT id, body, enqueued_at FROM queue WHERE connector = %s ORDER BY id LIMIT %s",
+            [connector, limit],
+        )
+        return [
+            {"id": int(i), "enqueued_at": float(at), "record": decode_body(bytes(body))}
+            for i, body, at in rows
+        ]
+
+    async def drop_queue(self, connector: str, ids: Sequence[int] | None = None) -> int:
+        if ids is None:
+            return await self._count("DELETE FROM queue WHERE connector = %s", [connector])
+        return await self._count(
+            "DELETE FROM queue WHERE connector = %s AND id = ANY(%s)",
+            [connector, sorted(set(ids))],
+        )
 
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]:
         if connector is not None:

@@ -107,6 +107,12 @@ class SqliteBackend:
     async def read_rows(self, connector: str, ids: Sequence[int]) -> list[QueueRow]:
         return await self._read(queue_rows.read_rows, connector, list(ids))
 
+    async def list_queue(self, connector: str, limit: int | None = 50) -> list[dict[str, Any]]:
+        return await self._read(queue_rows.list_rows, connector, limit=limit)
+
+    async def drop_queue(self, connector: str, ids: Sequence[int] | None = None) -> int:
+        return await self._write(queue_rows.drop_rows, connector, _ids(ids))
+
     async def queue_depth(self, connector: str | None = None) -> int | dict[str, int]:
         return await self._read(Store.queue_depth, connector)
 
