@@ -97,7 +97,9 @@ def check(config: str | None, online: bool) -> None:
 
 
 def _check_state_file(cfg: Config) -> list[str]:
-    if not cfg.state_path.exists():
+    """The SQLite state file passes SQLite's quick check (a PostgreSQL state is the
+    database's to check)."""
+    if cfg.shared_state or not cfg.state_path.exists():
         return []
     from .state import Store
 
