@@ -38,7 +38,7 @@ from .registry import Registry
 from .schedule import make_trigger
 from .server import CappedRunner, create_app, parse_listen
 from .ui import install as install_ui
-from .workers import WORKER_ENV, Workers, is_worker
+from .workers import WORKER_ENV, Workers, follow_supervisor, is_worker
 
 RESTART_DELAYS = (5, 15, 30, 60, 120, 300)
 ORPHAN_CHECK_SECONDS = 15.0
@@ -138,6 +138,8 @@ class Daemon:
             self._spawn(self._watchdog(), "watchdog")
             self._spawn(self._serve_run_requests(), "run-requests")
             self._spawn(self._watch_orphans(), "orphans")
+            if is_worker() and self.workers is None:  # a worker, not the supervisor
+                self._spawn(follow_supervisor(self.stop_event, self.request_stop), "supervisor")
             self.log.info(
                 "daemon.ready",
                 listen=daemon.listen,
