@@ -3,7 +3,9 @@ without ``-s`` (the figures live in `tests.chaos.support`)."""
 
 from __future__ import annotations
 
-from tests.chaos.support import write_summary
+from tests.chaos.support import spawn_daemon, write_summary
+
+__all__ = ["spawn_daemon"]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
