@@ -27,7 +27,7 @@ from tests.emulators.sink import SinkEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-WORKERS_SECONDS = 16.0
+WORKERS_SECONDS = 12.0
 TOKEN = "workers-token-0123456789"
 MAX_BODY = 100_000
 BATCH_SIZE = 20
