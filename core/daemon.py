@@ -35,7 +35,7 @@ from .registry import Registry
 from .server import CappedRunner, create_app, parse_listen
 from .supervision import ConnectorSupervision, Supervised
 from .ui import install as install_ui
-from .workers import Workers, is_worker
+from .workers import Workers, follow_supervisor, is_worker
 
 
 class Daemon(ConnectorSupervision, DaemonLoops):
@@ -123,6 +123,8 @@ class Daemon(ConnectorSupervision, DaemonLoops):
             self._spawn(self._watchdog(), "watchdog")
             self._spawn(self._serve_run_requests(), "run-requests")
             self._spawn(self._watch_orphans(), "orphans")
+            if is_worker() and self.workers is None:  # a worker, not the supervisor
+                self._spawn(follow_supervisor(self.stop_event, self.request_stop), "supervisor")
             self.log.info(
                 "daemon.ready",
                 listen=daemon.listen,

@@ -11,7 +11,10 @@ picked, into the one queue.
 
 The first process supervises the others: a worker that dies is started again after a
 delay, SIGHUP is passed on (each process reloads the file itself) and on SIGTERM they
-stop with it. Every process sets `WORKER_ENV`, which tells a daemon on an SQLite file
+stop with it. A worker whose supervisor died (kill -9, OOM killer) stops by itself
+(`follow_supervisor`): the supervisor started again starts new workers, and an orphan
+left running would hold the port and the state with the same node name. Every process
+sets `WORKER_ENV`, which tells a daemon on an SQLite file
 that other processes sharing it are its own workers, not a second daemon started on
 the same file by mistake.
 """
@@ -23,16 +26,33 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 WORKER_ENV = "CONNECTORD_WORKER"
+SUPERVISOR_ENV = "CONNECTORD_SUPERVISOR"
+"""The supervisor's pid, given to each worker: it may die before the worker looks."""
 RESTART_DELAY = 1.0
+SUPERVISOR_CHECK_SECONDS = 0.5
 
 
 def is_worker() -> bool:
     return bool(os.environ.get(WORKER_ENV))
+
+
+async def follow_supervisor(stop: asyncio.Event, request_stop: Callable[[], None]) -> None:
+    """In a worker: call ``request_stop`` once the process that started it is gone (the
+    worker is then re-parented, so its parent pid changes)."""
+    supervisor = int(os.environ.get(SUPERVISOR_ENV) or os.getppid())
+    while not stop.is_set():
+        if os.getppid() != supervisor:
+            structlog.get_logger().warning("worker.orphaned", supervisor_pid=supervisor)
+            request_stop()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=SUPERVISOR_CHECK_SECONDS)
 
 
 class Workers:
@@ -54,7 +74,7 @@ class Workers:
 
     async def _keep(self, index: int) -> None:
         while not self.stopping:
-            env = {**os.environ, WORKER_ENV: str(index)}
+            env = {**os.environ, WORKER_ENV: str(index), SUPERVISOR_ENV: str(os.getpid())}
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "connectord", "run", "-c", str(self.config_path), env=env
             )

@@ -117,6 +117,27 @@ class PluginVenv:
         )
 
 
+# --- PostgreSQL (the state backend tests and the cluster suite) -----------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """The local server on 127.0.0.1:5432 if it answers, else a throwaway one."""
+    from tests.backends.pgserver import LOCAL_ADMIN, ensure_server
+
+    with ensure_server(LOCAL_ADMIN) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A fresh database on that server, dropped after the test."""
+    from tests.backends.pgserver import database
+
+    with database(pg_admin_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

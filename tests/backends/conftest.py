@@ -1,27 +1,13 @@
-"""Fixtures for the state backends: a PostgreSQL server for the session, a fresh database
-and an opened `PostgresBackend` per test."""
+"""Fixtures for the state backends: an opened `PostgresBackend` per test (the server and
+the fresh database, ``pg_admin_url`` and ``pg_url``, come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from connectord.backends.postgres import PostgresBackend
-from tests.backends.pgserver import LOCAL_ADMIN, database, ensure_server
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """The local server on 127.0.0.1:5432 if it answers, else a throwaway one."""
-    with ensure_server(LOCAL_ADMIN) as url:
-        yield url
-
-
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    with database(pg_admin_url) as url:
-        yield url
 
 
 @pytest.fixture

@@ -80,6 +80,11 @@ class ThrowawayPostgres:
         self._run(
             "initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-sync", *auth
         )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again, after `pause`) on the same port and data."""
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(
             "pg_ctl",
@@ -92,7 +97,10 @@ class ThrowawayPostgres:
             "-w",
             "start",
         )
-        return self
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage): ``pg_ctl stop -m fast``."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
