@@ -126,13 +126,14 @@ class Ownership:
         lease = connector_lease(name)
         held = self.held.get(name)
         preferred = preferred_node(name, self.nodes)
+        asked = time.monotonic()
         if held is not None:
             if name in self._lost:
                 await self._drop(name, runtime, "fenced")
             elif preferred != self.node and preferred in self.nodes:
                 await self._drop(name, runtime, "handover", release=True)
             elif await self.state.renew(lease, self.node, held.epoch, self.ttl):
-                held.renewed_at = time.monotonic()
+                held.renewed_at = asked  # the lease runs from when we asked, not answered
             else:
                 await self._drop(name, runtime, "taken")
         current = await self.state.holder(lease)
