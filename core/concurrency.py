@@ -290,8 +290,12 @@ def controller_for(
     if not maximum:
         return None
     gauge = None if metrics is None else metrics.delivery_concurrency.labels(connector)
+    rate = None if metrics is None else metrics.delivery_request_rate.labels(connector)
+    if rate is not None:
+        rate.set(0)
     return Controller(
         int(maximum),
         fixed=None if setting == ADAPTIVE else int(setting),
         on_change=None if gauge is None else gauge.set,
+        pacer=Pacer(on_change=None if rate is None else rate.set),
     )

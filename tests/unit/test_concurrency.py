@@ -500,3 +500,15 @@ def test_adaptive_controller_learns_the_rate_from_429s():
     c.start()
     c.finish(None, back_pressure=True, retry_after=1.0, refused_at=clock.now)
     assert c.pacer.rate == pytest.approx(100 * c.pacer.settings.margin)
+
+
+def test_the_learned_rate_is_exported():
+    class PerEvent:
+        max_concurrency = 32
+
+    metrics = Metrics()
+    c = controller_for("c", PerEvent(), "adaptive", metrics)
+    assert c is not None
+    assert b'connectord_delivery_request_rate{connector="c"} 0.0' in metrics.render()
+    c.pacer.announced(Quota(limit=120, window=60))
+    assert b'connectord_delivery_request_rate{connector="c"} 2.0' in metrics.render()
