@@ -78,16 +78,16 @@ class Metrics:
             ["connector"],
             registry=r,
         )
-        self.delivery_concurrency = Gauge(
-            "connectord_delivery_concurrency",
-            "Destination requests allowed in flight at once (adaptive: the current limit).",
-            ["connector"],
-            registry=r,
-        )
         self.delivery_request_rate = Gauge(
             "connectord_delivery_request_rate",
             "Destination requests per second allowed (adaptive: the rate learned from "
             "429s and rate-limit headers; 0 while no limit is known).",
+            ["connector"],
+            registry=r,
+        )
+        self.delivery_concurrency = Gauge(
+            "connectord_delivery_concurrency",
+            "Destination requests allowed in flight at once (adaptive: the current limit).",
             ["connector"],
             registry=r,
         )
