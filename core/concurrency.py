@@ -18,8 +18,12 @@ https://vector.dev/blog/adaptive-request-concurrency/, whose controller is
   by more than `rtt_deviation_scale` standard deviations.
 - Never above the destination's declared ``max_concurrency``.
 
-One addition to Vector's rule: a ``Retry-After`` on a 429 or 503 pauses new requests
-until it has passed, since the vendor said exactly when to come back.
+Two additions to Vector's rule. A ``Retry-After`` on a 429 or 503 pauses new requests
+until it has passed, since the vendor said exactly when to come back. And vendors limit
+requests per second, not in flight: with fast answers even one request in flight can
+exceed a limit of 200/s, and the rule above alone would keep probing into 429s. So the
+adaptive controller also paces requests at a rate learned from the 429s and the 2xx
+rate before them (`connectord.pacing`): a request waits for the pacer, then for a slot.
 
 `Controller` is a plain state machine: its clock is injectable so that the unit tests
 (``tests/unit/test_concurrency.py``) drive it without sleeping.
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .http import retry_after_seconds
+from .pacing import Pacer, quota_from_headers
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -90,6 +95,7 @@ class Controller:
         settings: Settings = Settings(),
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[int], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.maximum = max(1, maximum)
         self.fixed = None if fixed is None else min(max(1, fixed), self.maximum)
@@ -98,7 +104,9 @@ class Controller:
         self.on_change = on_change
         self.limit = self.fixed or min(settings.initial, self.maximum)
         self.in_flight = 0
-        self.paused_until = 0.0
+        self.pacer = pacer if pacer is not None else Pacer(clock=clock)
+        """Requests per second: learned in adaptive mode; with a fixed limit it only
+        keeps the ``Retry-After`` pauses."""
         self.past_rtt = Ewma(settings.ewma_alpha)
         self.next_update = 0.0
         self._rtt_sum = 0.0
@@ -106,28 +114,45 @@ class Controller:
         self._back_pressure = False
         self._reached_limit = False
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._queue = asyncio.Lock()
         if on_change is not None:
             on_change(self.limit)
 
     # --- slots --------------------------------------------------------------------------
 
+    @property
+    def paused_until(self) -> float:
+        """Clock time before which no request starts (``Retry-After``, a spent quota)."""
+        return self.pacer.paused_until
+
+    @paused_until.setter
+    def paused_until(self, moment: float) -> None:
+        self.pacer.paused_until = moment
+
     async def acquire(self) -> None:
-        """Wait for a free slot (and for any ``Retry-After`` pause), then take it."""
-        while True:
-            pause = self.paused_until - self.clock()
-            if pause > 0:
-                await asyncio.sleep(pause)
-                continue
-            if self.in_flight < self.limit:
-                break
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.start()
+        """Wait for the pacer (a ``Retry-After`` pause, the learned rate) and a free
+        slot, then take both. Callers queue in order, so that one timer paces them all
+        and no request holds a slot while it waits for the rate."""
+        async with self._queue:
+            while True:
+                delay = self.pacer.wait()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif self.in_flight < self.limit:
+                    break
+                else:
+                    await self._slot_freed()
+            self.pacer.take()
+            self.start()
+
+    async def _slot_freed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     def start(self) -> None:
         self.in_flight += 1
@@ -140,16 +165,21 @@ class Controller:
         *,
         back_pressure: bool = False,
         retry_after: float | None = None,
+        refused_at: float | None = None,
     ) -> None:
         """A request ended: ``rtt`` only when the vendor processed it (2xx), as in
-        Vector, so that fast refusals do not pass for a fast destination."""
+        Vector, so that fast refusals do not pass for a fast destination.
+        ``refused_at``: it was a 429 to a request sent at that clock time."""
         now = self.clock()
         self.in_flight -= 1
         if back_pressure:
             self._back_pressure = True
-        if retry_after is not None and retry_after > 0:
-            self.paused_until = max(self.paused_until, now + retry_after)
+        if refused_at is not None and self.fixed is None:
+            self.pacer.refused(refused_at, retry_after)
+        elif retry_after is not None and retry_after > 0:
+            self.pacer.pause(retry_after)
         if rtt is not None:
+            self.pacer.accepted()
             self._rtt_sum += rtt
             self._rtt_count += 1
         self._window(now)
@@ -233,7 +263,10 @@ class Controller:
             self.finish(None)
             raise
         status = response.status
-        back_pressure = status in BACK_PRESSURE_STATUS
+        if self.fixed is None:
+            quota = quota_from_headers(response.headers)
+            if quota is not None:
+                self.pacer.announced(quota)
         wait = (
             retry_after_seconds(response.headers.get("Retry-After"))
             if status in (429, 503)
@@ -241,8 +274,9 @@ class Controller:
         )
         self.finish(
             self.clock() - started if 200 <= status < 300 else None,
-            back_pressure=back_pressure,
+            back_pressure=status in BACK_PRESSURE_STATUS,
             retry_after=wait,
+            refused_at=started if status == 429 else None,
         )
         return response
 
@@ -256,8 +290,12 @@ def controller_for(
     if not maximum:
         return None
     gauge = None if metrics is None else metrics.delivery_concurrency.labels(connector)
+    rate = None if metrics is None else metrics.delivery_request_rate.labels(connector)
+    if rate is not None:
+        rate.set(0)
     return Controller(
         int(maximum),
         fixed=None if setting == ADAPTIVE else int(setting),
         on_change=None if gauge is None else gauge.set,
+        pacer=Pacer(on_change=None if rate is None else rate.set),
     )

@@ -78,6 +78,13 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.delivery_request_rate = Gauge(
+            "connectord_delivery_request_rate",
+            "Destination requests per second allowed (adaptive: the rate learned from "
+            "429s and rate-limit headers; 0 while no limit is known).",
+            ["connector"],
+            registry=r,
+        )
         self.delivery_concurrency = Gauge(
             "connectord_delivery_concurrency",
             "Destination requests allowed in flight at once (adaptive: the current limit).",
@@ -114,6 +121,7 @@ class Metrics:
             self.last_success,
             self.connector_up,
             self.delivery_concurrency,
+            self.delivery_request_rate,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(connector)

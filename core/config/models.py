@@ -152,7 +152,8 @@ class DeliverySettings(BaseModel):
         description="Destination requests in flight at once, for destinations that send one "
         'request per record or small batch (Pendo, Pushwoosh): "adaptive" finds the vendor\'s '
         "speed limit (more while answers are fast and 2xx, fewer on 429, 5xx or rising "
-        "latency), a number fixes it. Both stay under the plugin's declared maximum.",
+        "latency) and also paces requests per second at a rate learned from its 429s; a "
+        "number fixes it, unpaced. Both stay under the plugin's declared maximum.",
     )
     max_queue: int = Field(
         1_000_000,
