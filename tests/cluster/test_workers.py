@@ -128,11 +128,14 @@ delivery = {{ batch_size = {BATCH_SIZE}, retry_initial = 0.1, retry_max = 0.5 }}
                 f"the client served while {node} refuses hostile input",
             )
         started = time.monotonic()
-        while time.monotonic() - started < WORKERS_SECONDS:
+        # At least two kills of each kind, whatever the machine's speed (a supervisor's
+        # restart waits for it to be ready), and at least WORKERS_SECONDS of them.
+        while time.monotonic() - started < WORKERS_SECONDS or min(kills.values()) < 2:
             time.sleep(rng.uniform(2, 4))
             workers = children(daemon.pid)
             seen.update([daemon.pid, *workers])
-            if workers and rng.random() < 0.6:
+            want_worker = kills["worker"] <= kills["supervisor"] or rng.random() < 0.5
+            if workers and want_worker and kills["worker"] < 2 + kills["supervisor"]:
                 os.kill(rng.choice(workers), 9)
                 kills["worker"] += 1
                 continue
