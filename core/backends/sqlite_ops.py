@@ -73,8 +73,8 @@ def complete_ids(
         "DELETE FROM queue WHERE connector = ? AND id IN (SELECT value FROM json_each(?))",
         [connector, orjson.dumps(sorted(set(ids))).decode()],
     ).rowcount
-    store._insert_dead(dead, now)
-    store._bump(
+    store.insert_dead_letters(dead, now)
+    store.bump_counters(
         connector,
         delivered=delivered,
         rejected=len(dead),
