@@ -94,7 +94,7 @@ async def test_the_push_source_example_authenticates_and_commits():
 
 
 async def test_the_state_example_runs_against_the_plugin_state():
-    code = as_checkable(block("self.context.state.get("))
+    code = as_checkable(block("self.context.state.get_many("))
     example = exec_block(code)["example"]
     async with make_context() as context:
         await example(SimpleNamespace(context=context))
@@ -109,3 +109,13 @@ async def test_the_network_error_example_makes_a_retryable_error():
         closed = f"http://127.0.0.1:{free_port()}/v1/events"
         with pytest.raises(RetryableError, match="acme unreachable"):
             await post_events(SimpleNamespace(context=context), closed, {"events": []})
+
+
+async def test_the_compare_and_set_example_retries_until_its_write_lands():
+    example = exec_block(as_checkable(block("compare_and_set(")))["example"]
+    async with make_context() as context:
+        await context.state.set("device:abc", {"platform": 3})
+        await example(SimpleNamespace(context=context))
+        assert await context.state.get("device:abc") == {"platform": 3, "userId": "42"}
+        assert not await context.state.compare_and_set("device:abc", {"platform": 3}, {})
+        assert await context.state.compare_and_set("gone", None, None)  # absent stays absent

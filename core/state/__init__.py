@@ -9,7 +9,7 @@ One module per concern (`queue_ops`, `dead_letters`, `checkpoints`, `runs`,
 `counters`, `kv`, `locks`), combined into `Store` in `store`; import from here.
 """
 
-from .async_store import AsyncStore, MemoryKeyValue, StateNamespace, state_namespace
+from .async_store import AsyncStore, MemoryKeyValue, state_namespace
 from .locks import process_token
 from .rows import DeadLetter, Json, QueueRow, RunInfo
 from .store import Store
@@ -21,7 +21,6 @@ __all__ = [
     "MemoryKeyValue",
     "QueueRow",
     "RunInfo",
-    "StateNamespace",
     "Store",
     "process_token",
     "state_namespace",

@@ -92,34 +92,6 @@ class AsyncStore:
             self._idle.set()
 
 
-class StateNamespace:
-    """The `KeyValueStore` a plugin sees: the state table, scoped to one namespace."""
-
-    def __init__(self, store: AsyncStore, namespace: str) -> None:
-        self._store = store
-        self.namespace = namespace
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        found = await self._store.read(Store.get_state, self.namespace, [key])
-        return found.get(key, default)
-
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        return await self._store.read(Store.get_state, self.namespace, list(keys))
-
-    async def set(self, key: str, value: Any) -> None:
-        await self._store.write(Store.set_state, self.namespace, {key: value})
-
-    async def set_many(self, items: dict[str, Any]) -> None:
-        if items:
-            await self._store.write(Store.set_state, self.namespace, dict(items))
-
-    async def delete(self, key: str) -> None:
-        await self._store.write(Store.set_state, self.namespace, {key: None})
-
-    async def scan(self, prefix: str = "") -> dict[str, Any]:
-        return await self._store.read(Store.scan_state, self.namespace, prefix)
-
-
 def state_namespace(connector: str, plugin_type: str) -> str:
     return f"{connector}/{plugin_type}"
 
@@ -151,3 +123,11 @@ class MemoryKeyValue:
 
     async def scan(self, prefix: str = "") -> dict[str, Any]:
         return {k: v for k, v in self.data.items() if k.startswith(prefix)}
+
+    async def compare_and_set(self, key: str, expected: Any, new: Any) -> bool:
+        """As the daemon's state does it: compared as JSON values, ``None`` is absent."""
+        current = self.data.get(key)
+        if current != (None if expected is None else orjson.loads(orjson.dumps(expected))):
+            return False
+        await self.set_many({key: new})
+        return True
