@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.files.test_buckets import OBJECT
 from tests.storage.servers import gcs_server, s3_server
 

@@ -19,8 +19,8 @@ import pytest
 
 from connectord.plugins.files.destination import FilesDestination, file_label
 from connectord.testing import deliver, make_context, write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
 
 NAME = re.compile(
     r"^(?P<export>\d+)-(?P<run>\d{10})-(?P<stream>.+)-(?P<day>\d{8})-(?P<part>\d+)-(?P<db>\d+)"

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.pushwoosh import INTEGER, LIST, PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import INTEGER, LIST, PushwooshEmulator
 
 pytestmark = pytest.mark.e2e
 

@@ -43,9 +43,9 @@ from aiohttp import web
 
 from connectord.testing import VendorEmulator
 from connectord.testing.emulator import json_response
-from tests.emulators.pushwoosh_segments import parse_segment
-from tests.emulators.pushwoosh_v2 import ArgumentError, AudienceStatsMixin
-from tests.emulators.pushwoosh_values import (  # noqa: F401  (tests import the type ids here)
+from tests.plugins.pushwoosh.emulator_segments import parse_segment
+from tests.plugins.pushwoosh.emulator_v2 import ArgumentError, AudienceStatsMixin
+from tests.plugins.pushwoosh.emulator_values import (  # noqa: F401  (tests import the type ids here)
     BOOLEAN,
     DATE,
     DECIMAL,

@@ -686,7 +686,7 @@ def iter_all_events(data: Dataset, **flags: Any) -> Iterator[tuple[date, str, di
                 yield day, name, data.event(day, name, i, **flags)
 
 
-if __name__ == "__main__":  # serve the emulator by hand: python -m tests.emulators.clevertap
+if __name__ == "__main__":  # serve the emulator by hand: python -m tests.plugins.clevertap.emulator
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
