@@ -142,7 +142,11 @@ async def test_days_beyond_the_14_day_log_are_reported_as_a_gap(pushwoosh, pull_
 async def test_a_failing_day_stops_the_run_after_the_days_before_it(pushwoosh, pull_options):
     push_log(pushwoosh, 3, "u1", "hw1", "sent")
     push_log(pushwoosh, 2, "u2", "hw2", "sent")
-    source_options = PushwooshTrackingLog.Options(**pull_options(initial_days=3, attempts=2))
+    # One day at a time: the fault below hits "the next getTrackingLog", which is day 2's
+    # only when no other day's request is in flight.
+    source_options = PushwooshTrackingLog.Options(
+        **pull_options(initial_days=3, attempts=2, max_concurrency=1)
+    )
     batches = []
     async with make_context() as context:
         source = PushwooshTrackingLog(source_options, context)
