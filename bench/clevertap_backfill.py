@@ -10,7 +10,7 @@ day in K has events, default 7), ``--only concurrent|sequential``, ``--json FILE
 
 What it measures:
 
-1. The CleverTap emulator (``tests/emulators/clevertap.py``) in a thread of this
+1. The CleverTap emulator (``tests/plugins/clevertap/emulator.py``) in a thread of this
    process, answering every call after ``--latency`` seconds and 429 beyond ``--limit``
    calls in flight, over a data set where one day in ``--every`` has events (300 a
    day over three event names: one page each) and the others are empty.
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.emulators.clevertap import CleverTapEmulator, Dataset  # noqa: E402
+from tests.plugins.clevertap.emulator import CleverTapEmulator, Dataset  # noqa: E402
 
 NAMES = ["App Launched", "Product Viewed", "Added To Cart"]
 

@@ -14,7 +14,7 @@ Options: ``--events-per-day N --days D`` (default 200000 x 5),
 
 What it measures:
 
-1. The CleverTap emulator (``tests/emulators/clevertap.py``) runs in its own process
+1. The CleverTap emulator (``tests/plugins/clevertap/emulator.py``) runs in its own process
    with every page pre-rendered, so serving a page costs it almost nothing. Both tools
    send the same queries: one ``POST /1/events.json`` per event name and day
    (``batch_size=5000&app=true&events=false&profile=false``), then the cursor pages.
@@ -149,7 +149,7 @@ def measure(command: list[str], *, cwd: Path, env: dict[str, str] | None = None)
 
 def start_emulator(port: int, events_per_day: int, days: int) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "tests.emulators.clevertap", "--port", str(port),
+        sys.executable, "-m", "tests.plugins.clevertap.emulator", "--port", str(port),
         "--events-per-day", str(events_per_day), "--days", str(days), "--users", "20000",
         "--prerender", str(BATCH),
     ]  # fmt: skip
@@ -427,7 +427,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from tests.emulators.clevertap import Dataset
+    from tests.plugins.clevertap.emulator import Dataset
 
     expected = Dataset(events_per_day=args.events_per_day, days=args.days, users=20000).total()
     days = day_keys(args.days)

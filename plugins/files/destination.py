@@ -1,6 +1,6 @@
 """``files``: records into gzip CSV, JSON lines or Parquet files in a directory, or
 objects in an S3 or GCS bucket (``url``; naming and uploads in `objects`, stores in
-`buckets`).
+`buckets`, each stream's column order in `columns`).
 
 Files are named like CleverTap's cloud data export, so loaders written for it
 (BigQuery/GCS wildcards such as ``*-Charged-*.csv.gz``) keep working::
@@ -39,18 +39,18 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
-
-from connectord import Destination, Options, PermanentError, Record, RetryableError, Secret
+from connectord import Destination, PermanentError, Record, RetryableError
 from connectord.records import now_iso, parse_time
-from connectord.tables import EXTRA, json_text, put_extra, record_row, value_type, widen
+from connectord.tables import record_row
 
 from . import objects, writers
 from .buckets import Bucket, BucketUrl, open_bucket
+from .columns import ColumnBook
+from .options import FilesOptions
 
 EXTENSIONS = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 MAX_LABEL = 100  # the whole name stays far below NAME_MAX (255 bytes)
@@ -88,50 +88,6 @@ def record_day(record: Record, fallback: str) -> str:
 
 
 @dataclass
-class StreamColumns:
-    """A stream's column order and (for Parquet) column types, as stored in state."""
-
-    columns: list[str] = field(default_factory=list)
-    types: dict[str, str] = field(default_factory=dict)
-    limit: int = 10_000
-
-    def learn(self, rows: Sequence[dict[str, Any]]) -> bool:
-        """Append new columns (up to ``limit``; further keys go into ``_extra``), widen
-        types; ``True`` if anything changed. Rows are rewritten in place to fit."""
-        changed = False
-        known = set(self.columns)
-        for row in rows:
-            for column in list(row):
-                if column in known or column == EXTRA:
-                    continue
-                if len(known) + (EXTRA not in known) < self.limit:
-                    known.add(column)
-                    self.columns.append(column)
-                    changed = True
-                else:
-                    put_extra(row.setdefault(EXTRA, {}), column, row.pop(column))
-            if EXTRA in row:
-                if EXTRA not in known:
-                    known.add(EXTRA)
-                    self.columns.append(EXTRA)
-                    changed = True
-                row[EXTRA] = json_text(row[EXTRA])
-            for column, value in row.items():
-                kind = value_type(value)
-                if kind is None:
-                    continue
-                current = self.types.get(column)
-                wider = widen(current, kind)
-                if wider != current and wider is not None:
-                    self.types[column] = wider
-                    changed = True
-        return changed
-
-    def dump(self) -> dict[str, Any]:
-        return {"columns": self.columns, "types": self.types}
-
-
-@dataclass
 class PartFile:
     stream: str  # the file label
     day: str
@@ -148,77 +104,7 @@ class FilesDestination(Destination):
 
     type = "files"
     max_batch_size: ClassVar[int] = 10_000
-
-    class Options(Options):
-        directory: str | None = Field(
-            None,
-            description="Local directory for the files (relative to the config file); "
-            "created if missing. Exactly one of `directory` and `url`.",
-        )
-        url: str | None = Field(
-            None,
-            description="Bucket instead of a directory: `s3://bucket/prefix` (S3, MinIO, R2: "
-            "needs the `s3` extra) or `gs://bucket/prefix` (needs the `gcs` extra).",
-        )
-        endpoint_url: str | None = Field(
-            None, description="S3-compatible endpoint (MinIO, R2) or a GCS API endpoint."
-        )
-        region: str | None = Field(None, description="S3 region (default: AWS_REGION).")
-        access_key_id: str | None = Field(
-            None, description="S3 key id (default: the AWS credential chain)."
-        )
-        secret_access_key: Secret | None = Field(
-            None, description="S3 secret key (or `secret_access_key_file`)."
-        )
-        credentials_file: str | None = Field(
-            None,
-            description="GCS service-account JSON (default: Application Default Credentials).",
-        )
-        anonymous: bool = Field(False, description="GCS without credentials (an emulator).")
-        layout: Literal["flat", "stream", "stream-date"] = Field(
-            "flat",
-            description='"flat", "stream" (`<Stream>/<name>`) or "stream-date" '
-            "(`<Stream>/<yyyy>/<mm>/<dd>/<name>`).",
-        )
-        format: Literal["csv", "jsonl", "parquet"] = Field(
-            "csv",
-            description='"csv" (gzip CSV with a header), "jsonl" (JSON lines) or "parquet" '
-            "(needs the `parquet` extra).",
-        )
-        compression: Literal["gzip", "none"] = Field(
-            "gzip", description="For csv and jsonl: gzip (`.csv.gz`, `.json.gz`) or none."
-        )
-        export_id: int | None = Field(
-            None,
-            ge=0,
-            description="First part of every file name (CleverTap's export request id). "
-            "Default: a number derived from the connector name.",
-        )
-        database_id: int = Field(0, ge=0, description="Last part of every file name.")
-        subfolders: bool = Field(
-            False, description="One sub-folder per stream, as CleverTap's S3 export lays out."
-        )
-        max_columns: int = Field(
-            200,
-            ge=10,
-            le=10_000,
-            description="Columns per stream at most; the values of further keys go, by "
-            "column name, into one JSON column `_extra` (appended once).",
-        )
-
-        @model_validator(mode="after")
-        def _one_target(self) -> Any:
-            """A URL is not a file name and a path is not a URL: never reinterpret one."""
-            if (self.directory is None) == (self.url is None):
-                raise ValueError("expected exactly one of `directory` and `url`")
-            if self.directory is not None and "://" in self.directory:
-                raise ValueError(
-                    f"directory: expected a local path, found a URL {self.directory!r} "
-                    "(a bucket goes in `url`)"
-                )
-            if self.url is not None:
-                BucketUrl.parse(self.url)
-            return self
+    Options = FilesOptions
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)
@@ -240,9 +126,8 @@ class FilesDestination(Destination):
         if options.format != "parquet" and options.compression == "gzip":
             suffix += ".gz"
         self.suffix = suffix
-        self.streams: dict[str, StreamColumns] = {}
+        self.columns = ColumnBook(context.state, options.max_columns)
         self.parts: dict[tuple[str, str], int] = {}
-        self._unsaved: set[str] = set()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"files-{context.connector}")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -301,11 +186,10 @@ class FilesDestination(Destination):
             label = file_label(stream)
             names.setdefault(label, stream)
             groups[(label, record_day(record, today))].append(row)
-        # Columns learned by an attempt that failed are saved with the next success.
-        self._unsaved |= await self._learn_columns(groups, names)
+        await self.columns.learn(groups, names)
         if self.bucket is not None:
             await self._upload_all(groups)
-            await self._save_columns()
+            await self.columns.save()
             self.log.debug("files.batch.uploaded", objects=len(groups), records=len(records))
             return
         files = [self._part(label, day, rows) for (label, day), rows in groups.items()]
@@ -315,15 +199,8 @@ class FilesDestination(Destination):
             raise file_error(self.directory, err) from err
         for part in files:
             self.parts[(part.stream, part.day)] = part.part + 1
-        await self._save_columns()
+        await self.columns.save()
         self.log.debug("files.batch.written", files=len(files), records=len(records))
-
-    async def _save_columns(self) -> None:
-        if self._unsaved:
-            await self.context.state.set_many(
-                {f"columns:{label}": self.streams[label].dump() for label in self._unsaved}
-            )
-            self._unsaved = set()
 
     async def _upload_all(self, groups: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
         """Encode and upload each part under its batch-derived name (see `objects`). An
@@ -347,30 +224,6 @@ class FilesDestination(Destination):
             return path.read_bytes()
         finally:
             writers.remove_quietly(path)
-
-    async def _learn_columns(
-        self, groups: dict[tuple[str, str], list[dict[str, Any]]], names: dict[str, str]
-    ) -> set[str]:
-        """Load each stream's columns (stored under its label; earlier versions keyed
-        them by the raw stream name, read as a fallback), then learn the new rows."""
-        unknown = [label for label in names if label not in self.streams]
-        if unknown:
-            keys = [f"columns:{s}" for s in unknown] + [f"columns:{names[s]}" for s in unknown]
-            stored = await self.context.state.get_many(keys)
-            for label in unknown:
-                saved = (
-                    stored.get(f"columns:{label}") or stored.get(f"columns:{names[label]}") or {}
-                )
-                self.streams[label] = StreamColumns(
-                    list(saved.get("columns", [])),
-                    dict(saved.get("types", {})),
-                    self.options.max_columns,
-                )
-        changed = set()
-        for (label, _), rows in groups.items():
-            if self.streams[label].learn(rows):
-                changed.add(label)
-        return changed
 
     def _part(self, label: str, day: str, rows: list[dict[str, Any]]) -> PartFile:
         folder = self.directory.joinpath(*objects.folder_parts(self.layout, label, day))
@@ -431,14 +284,14 @@ class FilesDestination(Destination):
             part.part += 1
 
     def _write(self, part: PartFile) -> None:
-        columns = self.streams[part.stream].columns
+        columns = self.columns[part.stream].columns
         compress = self.options.compression == "gzip"
         if self.options.format == "csv":
             writers.write_csv(part.temp, columns, part.rows, compress=compress)
         elif self.options.format == "jsonl":
             writers.write_jsonl(part.temp, columns, part.rows, compress=compress)
         else:
-            types = self.streams[part.stream].types
+            types = self.columns[part.stream].types
             writers.write_parquet(part.temp, columns, types, part.rows)
 
 

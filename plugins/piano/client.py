@@ -2,7 +2,7 @@
 
 Only transport lives here: URLs, headers, envelopes, paging, the per-user concurrency
 quota and error mapping. What goes into events and what a segment means is decided by
-`payload`, `destination` and `source`.
+`payloads`, `destination` and `source`.
 """
 
 from __future__ import annotations

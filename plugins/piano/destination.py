@@ -2,7 +2,7 @@
 
 One request per visitor (and per end-user agent/address) per delivery batch, at most 50
 events or 64 KB each, several requests in flight at once. The body follows what
-``piano-analytics-js`` 6.17 sends (see `payload`). Records of other types, and records
+``piano-analytics-js`` 6.17 sends (see `payloads`). Records of other types, and records
 whose property keys cannot be sent (unless ``invalid_keys = "drop"``), become dead
 letters with the reason; events a privacy mode withholds are counted and
 logged, not sent.
@@ -40,7 +40,7 @@ from .const import (
     PARALLEL_POSTS,
     PRIVACY_MODES,
 )
-from .payload import Outgoing, to_outgoing
+from .payloads import Outgoing, to_outgoing
 
 PrivacyMode = Literal["optin", "optout", "exempt", "no-consent", "no-storage"]
 assert set(PrivacyMode.__args__) == set(PRIVACY_MODES)  # type: ignore[attr-defined]

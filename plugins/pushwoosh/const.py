@@ -137,5 +137,19 @@ SET_TAGS_MAX = 50
 TRACKING_LOG_DAYS = 14
 """How far back the push tracking log goes."""
 
+RATE_LIMITS_DOC = "https://docs.pushwoosh.com/developer/api-reference"
+"""API overview, "Rate Limits": "While most API requests in Pushwoosh are not limited,
+/createMessage API requests are capped at 600 per minute"."""
+
+TRACKING_LOG_CONCURRENCY = 4
+"""Default tracking-log days in flight per application. Pushwoosh is silent on a cap for
+getTrackingLog and getResults: its only documented limit is 600 createMessage calls a
+minute (`RATE_LIMITS_DOC`), and the push-tracking page
+(https://docs.pushwoosh.com/developer/api-reference/statistics-api/push-tracking) names
+none. So this is our bound, not the vendor's: each day in flight is one export job on
+Pushwoosh's side and, at the default 10 s poll interval, about six getResults calls a
+minute, so four days stay far below any rate Pushwoosh states while a 14-day backfill
+takes four rounds instead of fourteen. 429s and 5xx are still retried with backoff."""
+
 STATS_PAGE_SIZE_MAX = 1000
 """Largest ``per_page`` of ``messages:list``."""

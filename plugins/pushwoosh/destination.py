@@ -53,6 +53,87 @@ SUPPORTED = EVENT_TYPES | {"identify", "audience"}
 PROBE_USER = "connectord-check"
 
 
+class PushwooshOptions(Options):
+    """Options of the ``pushwoosh`` destination: tokens, hosts, how tags and events go."""
+
+    application: Annotated[str, AfterValidator(validate_application)] = Field(
+        description="Pushwoosh application code, `XXXXX-XXXXX`."
+    )
+    api_token: Secret = Field(
+        description="Server API access token (tags, segments, bulkSetTags, statistics)."
+    )
+    device_token: Secret = Field(
+        description="Device API access token, for setTags and postEvent. Required: "
+        "Pushwoosh refuses the server token on the Device API, and every batch of "
+        "fewer than 50 users goes through setTags."
+    )
+    base_url: AnyHttpUrl = Field(
+        DEFAULT_BASE_URL, description="Pushwoosh API host (regional host, proxy)."
+    )
+    events_api: Literal["postEvent", "batch"] = Field(
+        "postEvent",
+        description='"postEvent": one documented call per event; "batch": 100 events per '
+        "request through Pushwoosh's server-integration service (`events_url`).",
+    )
+    events_url: AnyHttpUrl = Field(
+        DEFAULT_EVENTS_URL, description='Host of the batch events path (events_api="batch").'
+    )
+    concurrency: int = Field(
+        8, ge=1, le=64, description="Parallel postEvent/setTags calls within a batch."
+    )
+    bulk_min_users: int = Field(
+        BULK_SET_TAGS_MIN,
+        ge=BULK_SET_TAGS_MIN,
+        description="From this many users (devices) with tag changes in one batch, tags "
+        "go through bulkSetTags; fewer go through setTags, one call per user. Pushwoosh's "
+        "minimum for bulkSetTags is 50.",
+    )
+    create_tags: bool = Field(
+        True,
+        description="Create missing tags with addTag using the detected type. The Tags "
+        "API is for Custom plans only: when Pushwoosh refuses it, types are kept locally "
+        "and the tags to create by hand are listed in `connectord status`. Off: the Tags "
+        "API is never called and bulkSetTags is asked to create missing tags.",
+    )
+    high_speed_setup: bool = Field(
+        False,
+        description="The account has High-Speed Setup: createFilter is sent the "
+        "application code (Pushwoosh refuses it otherwise).",
+    )
+    parse_strings: bool = Field(
+        True,
+        description='Detect numbers, booleans, versions and dates inside strings ("42" '
+        "makes an Integer tag). Off: every string makes a String tag.",
+    )
+    text_tags: list[str] = Field(
+        default_factory=lambda: ["Zip", "Postal Code", "Phone", "Mobile", "Mobile Number"],
+        description="Tags whose string values stay text even with parse_strings on "
+        '(zip codes and phone numbers: "02134" must not become an Integer).',
+    )
+    tag_names: dict[str, str] = Field(
+        default_factory=dict,
+        description='Trait → tag name, e.g. { country = "Country" }; others keep their name.',
+    )
+    exclude_traits: list[str] = Field(
+        default_factory=list, description="Traits never sent as tags (e.g. email, phone)."
+    )
+    audience_tag: str = Field(
+        "connectord_audiences",
+        min_length=1,
+        description="List tag that holds the segments each user belongs to.",
+    )
+    screen_event: str = Field(
+        "Screen Viewed", min_length=1, description="Event name for screen records."
+    )
+    page_event: str = Field("Page Viewed", min_length=1, description="Event name for page records.")
+    poll_interval: float = Field(
+        2.0, gt=0, le=60, description="Seconds between bulkSetTags status polls."
+    )
+    max_wait: float = Field(
+        300.0, gt=0, description="Seconds to wait for a bulkSetTags request to finish."
+    )
+
+
 class PushwooshDestination(PerUserDelivery, Destination):
     """Send identify, track/screen/page and audience records to one Pushwoosh app."""
 
@@ -62,85 +143,7 @@ class PushwooshDestination(PerUserDelivery, Destination):
     """Ceiling for the connector's adaptive request concurrency (postEvent and setTags
     are one call per user). Pushwoosh documents no rate limit for them; 64 is our bound."""
 
-    class Options(Options):
-        application: Annotated[str, AfterValidator(validate_application)] = Field(
-            description="Pushwoosh application code, `XXXXX-XXXXX`."
-        )
-        api_token: Secret = Field(
-            description="Server API access token (tags, segments, bulkSetTags, statistics)."
-        )
-        device_token: Secret = Field(
-            description="Device API access token, for setTags and postEvent. Required: "
-            "Pushwoosh refuses the server token on the Device API, and every batch of "
-            "fewer than 50 users goes through setTags."
-        )
-        base_url: AnyHttpUrl = Field(
-            DEFAULT_BASE_URL, description="Pushwoosh API host (regional host, proxy)."
-        )
-        events_api: Literal["postEvent", "batch"] = Field(
-            "postEvent",
-            description='"postEvent": one documented call per event; "batch": 100 events per '
-            "request through Pushwoosh's server-integration service (`events_url`).",
-        )
-        events_url: AnyHttpUrl = Field(
-            DEFAULT_EVENTS_URL, description='Host of the batch events path (events_api="batch").'
-        )
-        concurrency: int = Field(
-            8, ge=1, le=64, description="Parallel postEvent/setTags calls within a batch."
-        )
-        bulk_min_users: int = Field(
-            BULK_SET_TAGS_MIN,
-            ge=BULK_SET_TAGS_MIN,
-            description="From this many users (devices) with tag changes in one batch, tags "
-            "go through bulkSetTags; fewer go through setTags, one call per user. Pushwoosh's "
-            "minimum for bulkSetTags is 50.",
-        )
-        create_tags: bool = Field(
-            True,
-            description="Create missing tags with addTag using the detected type. The Tags "
-            "API is for Custom plans only: when Pushwoosh refuses it, types are kept locally "
-            "and the tags to create by hand are listed in `connectord status`. Off: the Tags "
-            "API is never called and bulkSetTags is asked to create missing tags.",
-        )
-        high_speed_setup: bool = Field(
-            False,
-            description="The account has High-Speed Setup: createFilter is sent the "
-            "application code (Pushwoosh refuses it otherwise).",
-        )
-        parse_strings: bool = Field(
-            True,
-            description='Detect numbers, booleans, versions and dates inside strings ("42" '
-            "makes an Integer tag). Off: every string makes a String tag.",
-        )
-        text_tags: list[str] = Field(
-            default_factory=lambda: ["Zip", "Postal Code", "Phone", "Mobile", "Mobile Number"],
-            description="Tags whose string values stay text even with parse_strings on "
-            '(zip codes and phone numbers: "02134" must not become an Integer).',
-        )
-        tag_names: dict[str, str] = Field(
-            default_factory=dict,
-            description='Trait → tag name, e.g. { country = "Country" }; others keep their name.',
-        )
-        exclude_traits: list[str] = Field(
-            default_factory=list, description="Traits never sent as tags (e.g. email, phone)."
-        )
-        audience_tag: str = Field(
-            "connectord_audiences",
-            min_length=1,
-            description="List tag that holds the segments each user belongs to.",
-        )
-        screen_event: str = Field(
-            "Screen Viewed", min_length=1, description="Event name for screen records."
-        )
-        page_event: str = Field(
-            "Page Viewed", min_length=1, description="Event name for page records."
-        )
-        poll_interval: float = Field(
-            2.0, gt=0, le=60, description="Seconds between bulkSetTags status polls."
-        )
-        max_wait: float = Field(
-            300.0, gt=0, description="Seconds to wait for a bulkSetTags request to finish."
-        )
+    Options = PushwooshOptions
 
     def __init__(self, options: Any, context: Any) -> None:
         super().__init__(options, context)

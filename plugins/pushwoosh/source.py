@@ -37,6 +37,7 @@ from .const import (
     PLATFORM_IDS,
     PLATFORMS,
     STATS_PAGE_SIZE_MAX,
+    TRACKING_LOG_CONCURRENCY,
     TRACKING_LOG_DAYS,
 )
 from .tracking import iter_tracking_rows, parse_payload
@@ -136,13 +137,14 @@ class PushwooshTrackingLog(_PushwooshPull):
             1024**3, ge=1024, description="Largest tracking-log ZIP accepted, in bytes."
         )
         max_concurrency: int = Field(
-            1,
+            TRACKING_LOG_CONCURRENCY,
             ge=1,
-            le=4,
+            le=TRACKING_LOG_DAYS,
             description="Days whose tracking log is requested and downloaded at once, shared "
-            "by every connector of the application. Pushwoosh documents no limit for these "
-            "calls, so the default stays at one; raise it only if your account allows it. Days "
-            "are still delivered and checkpointed in order.",
+            "by every connector of the application (at most the 14 days the log keeps). "
+            "Pushwoosh documents no limit for getTrackingLog or getResults (its only stated "
+            "cap is on createMessage), so the default of 4 is connectord's own conservative "
+            "bound. Days are still delivered and checkpointed in order.",
         )
 
     async def read(self, checkpoint: Any) -> AsyncIterator[Batch]:

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from tests.chaos.support import report, wait_until
-from tests.emulators.clevertap import CleverTapEmulator, Dataset
+from tests.plugins.clevertap.emulator import CleverTapEmulator, Dataset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

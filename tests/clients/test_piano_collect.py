@@ -24,7 +24,7 @@ from aiohttp import web
 
 from connectord.plugins.piano.destination import PianoCollectDestination
 from connectord.testing import deliver
-from tests.emulators.piano import PianoEmulator
+from tests.plugins.piano.emulator import PianoEmulator
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from connectord.testing import EmulatorServer
-from tests.emulators.pendo import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
+from tests.plugins.pendo.emulator import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
 
 pytestmark = pytest.mark.e2e
 

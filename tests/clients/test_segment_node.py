@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.pendo import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
+from tests.plugins.pendo.emulator import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.emulators.pendo import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
+from tests.plugins.pendo.emulator import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
 
 pytestmark = pytest.mark.e2e
 

@@ -276,7 +276,7 @@ PUSHWOOSH_API_TOKEN = "pwapi-hostile-0d9e4b7c61"
 
 
 def _pushwoosh_upstream() -> Any:
-    from tests.emulators.pushwoosh import PushwooshEmulator
+    from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
     return PushwooshEmulator(
         application=PUSHWOOSH_APP,

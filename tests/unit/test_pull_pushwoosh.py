@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from connectord.plugins.pushwoosh.source import PushwooshTrackingLog
 from connectord.testing import make_context
-from tests.emulators.pushwoosh import PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
 APPLICATION = "ABCDE-12345"
 TOKEN = "server-token-for-tests"

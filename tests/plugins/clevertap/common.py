@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from tests.emulators.clevertap import CleverTapEmulator
+from tests.plugins.clevertap.emulator import CleverTapEmulator
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulators.clevertap import CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import postgres_database
+from tests.plugins.clevertap.emulator import CleverTapEmulator, Dataset
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.clevertap import CleverTapEmulator, Dataset
 from tests.emulators.sink import SinkEmulator
 from tests.plugins.clevertap.common import sync
+from tests.plugins.clevertap.emulator import CleverTapEmulator, Dataset
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from connectord.plugins.clevertap.source import EventsSource
 from connectord.pull import units_of
 from connectord.testing import DaemonProcess, make_context, run_source, write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
 
 LATENCY = 0.04
 NAMES = list(EVENT_NAMES[:3])

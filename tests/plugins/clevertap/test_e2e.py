@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.clevertap import CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options, sync, toml_inline
+from tests.plugins.clevertap.emulator import CleverTapEmulator, Dataset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from connectord.plugins.clevertap.reports import CampaignsSource, CountsSource
 from connectord.plugins.clevertap.source import EventsSource, ProfilesSource
 from connectord.records import problem
 from connectord.testing import run_source
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
 from tests.plugins.clevertap.common import source_options
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
 
 
 def by_event(records):

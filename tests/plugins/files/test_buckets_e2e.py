@@ -7,10 +7,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import signal
-import subprocess
-import threading
-import time
 import uuid
 from collections import Counter
 
@@ -18,8 +14,9 @@ import duckdb
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
-from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
+from tests.plugins.clevertap.common import source_options, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
+from tests.plugins.files.interrupted import sync_killed_and_rerun
 from tests.plugins.files.test_buckets import OBJECT
 from tests.storage.servers import gcs_server, s3_server
 
@@ -50,38 +47,16 @@ source = {{ type = "clevertap.events", {toml_inline(source)[2:-2]} }}
 destination = {toml_inline(destination)}
 """,
     )
-    seen: dict[str, bool] = {}
-    stop = threading.Event()
 
-    def watch() -> None:
-        """List the bucket while the run writes: every listed object must be whole."""
-        while not stop.is_set():
-            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-                if item["Key"] not in seen:
-                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                    try:
-                        seen[item["Key"]] = len(rows_of(body)) > 1
-                    except Exception:
-                        seen[item["Key"]] = False
+    def objects() -> list[str]:
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    process = subprocess.Popen(sync_command(config, "clevertap_bucket"), cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while len(seen) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-        killed_with = len(seen)
-        result = sync(config, "clevertap_bucket")
-        assert result.returncode == 0, result.stderr[-3000:]
-    finally:
-        stop.set()
-        watcher.join(30)
-        if process.poll() is None:
-            process.kill()
-    assert killed_with >= 1 and seen and all(seen.values())
+    def whole(key: str) -> bool:
+        return len(rows_of(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) > 1
+
+    run = sync_killed_and_rerun(config, "clevertap_bucket", outputs=objects, whole=whole)
+    seen = run.seen
+    assert run.seen_before_kill >= 1 and seen and all(seen.values())
     keys = [
         o["Key"]
         for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)

@@ -6,9 +6,6 @@ import csv
 import gzip
 import io
 import re
-import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -19,8 +16,9 @@ import pytest
 
 from connectord.plugins.files.destination import FilesDestination, file_label
 from connectord.testing import deliver, make_context, write_config
-from tests.emulators.clevertap import EVENT_NAMES, CleverTapEmulator, Dataset
-from tests.plugins.clevertap.common import source_options, sync, sync_command, toml_inline
+from tests.plugins.clevertap.common import source_options, toml_inline
+from tests.plugins.clevertap.emulator import EVENT_NAMES, CleverTapEmulator, Dataset
+from tests.plugins.files.interrupted import sync_killed_and_rerun
 
 NAME = re.compile(
     r"^(?P<export>\d+)-(?P<run>\d{10})-(?P<stream>.+)-(?P<day>\d{8})-(?P<part>\d+)-(?P<db>\d+)"
@@ -189,31 +187,13 @@ destination = {{ type = "files", directory = "export", format = "{fmt}" }}
 """,
     )
     out = tmp_path / "export"
-    seen: dict[Path, bool] = {}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            for path in final_files(out) if out.exists() else []:
-                if path not in seen:
-                    seen[path] = complete(path)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    process = subprocess.Popen(sync_command(config, "clevertap_files"), cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while len(seen) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-        result = sync(config, "clevertap_files")
-        assert result.returncode == 0, result.stderr[-3000:]
-    finally:
-        stop.set()
-        watcher.join(10)
-        if process.poll() is None:
-            process.kill()
+    run = sync_killed_and_rerun(
+        config,
+        "clevertap_files",
+        outputs=lambda: final_files(out) if out.exists() else [],
+        whole=complete,
+    )
+    seen = run.seen
     files = final_files(out)
     assert seen and all(seen.values()), [p.name for p, ok in seen.items() if not ok]
     assert all(complete(p) for p in files)

@@ -11,7 +11,7 @@ import mparticle
 import orjson
 import pytest
 
-from tests.emulators.pushwoosh import PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
 from .conftest import (
     FIREHOSE_SECRET,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulators.pendo import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
+from tests.plugins.pendo.emulator import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
 
 
 @pytest.fixture

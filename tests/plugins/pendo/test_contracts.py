@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from connectord.plugins.pendo.payloads import name_problem, pendo_name
-from tests.emulators.pendo import TRACK_SECRET, displayable
+from tests.plugins.pendo.emulator import TRACK_SECRET, displayable
 
 CONTRACTS = Path(__file__).parents[2] / "contracts" / "pendo"
 TRACK = json.loads((CONTRACTS / "track-event.json").read_text())

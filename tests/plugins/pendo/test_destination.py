@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from connectord import AuthError, RetryableError
 from connectord.plugins.pendo.destination import PendoDestination
 from connectord.testing import deliver, make_context
-from tests.emulators.pendo import READ_ONLY_KEY
+from tests.plugins.pendo.emulator import READ_ONLY_KEY
 
 from .conftest import group, identify, track
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulators.piano import PianoEmulator
+from tests.plugins.piano.emulator import PianoEmulator
 
 SITE = 123456
 API_KEY = "ACCESS1_s3cretKey"

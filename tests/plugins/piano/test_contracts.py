@@ -15,7 +15,7 @@ from connectord.plugins.piano.const import MAX_CONCURRENT_CALLS, MAX_RESULTS
 from connectord.plugins.piano.destination import PianoCollectDestination
 from connectord.plugins.piano.source import PianoSegmentSource
 from connectord.testing import deliver, run_source
-from tests.emulators import piano as emulator_module
+from tests.plugins.piano import emulator as emulator_module
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "piano"
 SDK_SAMPLE = "collect-piano-analytics-js-6.17.0.json"

@@ -147,7 +147,7 @@ async def test_data_api_quotas_are_five_per_user_and_twenty_per_organisation(htt
     terms-conditions: 20 concurrent calls per organisation, 5 per user, then 429."""
     import asyncio
 
-    from tests.emulators.piano import PianoEmulator
+    from tests.plugins.piano.emulator import PianoEmulator
 
     keys = {f"USER{n}_secret": {SITE} for n in range(5)}
     piano = PianoEmulator(api_keys=keys, latency=0.5)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectord.plugins.pushwoosh.mapping import visitor_id
-from tests.emulators.pushwoosh import PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
 from .conftest import API_KEY, DOMAIN, SITE
 

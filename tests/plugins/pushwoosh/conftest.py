@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulators.pushwoosh import PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
 APPLICATION = "ABCDE-12345"
 API_TOKEN = "server-token-for-tests"

@@ -17,7 +17,7 @@ from connectord.plugins.pushwoosh.destination import PushwooshDestination
 from connectord.plugins.pushwoosh.source import PushwooshTrackingLog
 from connectord.plugins.pushwoosh.tracking import iter_tracking_rows
 from connectord.testing import deliver, run_source
-from tests.emulators.pushwoosh import PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator
 
 CONTRACTS = Path(__file__).parents[2] / "contracts" / "pushwoosh"
 SAMPLES = {path.stem: orjson.loads(path.read_bytes()) for path in sorted(CONTRACTS.glob("*.json"))}

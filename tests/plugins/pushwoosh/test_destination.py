@@ -10,7 +10,7 @@ from connectord import AuthError, RetryableError
 from connectord.plugins.pushwoosh.destination import PushwooshDestination
 from connectord.state import MemoryKeyValue
 from connectord.testing import deliver, make_context
-from tests.emulators.pushwoosh import BOOLEAN, DATE, DECIMAL, INTEGER, LIST, STRING, VERSION
+from tests.plugins.pushwoosh.emulator import BOOLEAN, DATE, DECIMAL, INTEGER, LIST, STRING, VERSION
 
 
 def identify(user, **traits):

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from connectord.testing import write_config
-from tests.emulators.pushwoosh import INTEGER, LIST, PushwooshEmulator
+from tests.plugins.pushwoosh.emulator import INTEGER, LIST, PushwooshEmulator
 
 pytestmark = pytest.mark.e2e
 
@@ -305,12 +305,16 @@ def cli(config, *args):
     )
 
 
+ONE_DAY_AT_A_TIME = ", max_concurrency = 1"
+
+
 def test_a_failed_tracking_log_run_resumes_from_the_last_complete_day(tmp_path, emulator_server):
+    """Days read one at a time, so the exact order of requests can be asserted."""
     pushwoosh = PushwooshEmulator(application=APP)
     url = emulator_server(pushwoosh).url
     days = tracking_setup(pushwoosh)
     pushwoosh.unavailable_days.add(days[2])
-    config = write_config(tmp_path, tracking_connector(url, "manual"))
+    config = write_config(tmp_path, tracking_connector(url, "manual", ONE_DAY_AT_A_TIME))
     failed = cli(config, "sync", "pushlog")
     assert failed.returncode == 1
     assert "getTrackingLog answered HTTP 500" in failed.stderr
@@ -335,7 +339,7 @@ def test_a_killed_daemon_resumes_the_tracking_log_where_it_stopped(
     url = emulator_server(pushwoosh).url
     days = tracking_setup(pushwoosh)
     pushwoosh.held_days.add(days[2])  # its export never gets ready while the daemon runs
-    daemon = connectord_daemon(tracking_connector(url, "every 3s"))
+    daemon = connectord_daemon(tracking_connector(url, "every 3s", ONE_DAY_AT_A_TIME))
     warehouse = daemon.config.parent / "warehouse.db"
     daemon.wait_for(lambda: opened_devices(warehouse) == ["hw3", "hw4"], message="two days in")
     daemon.wait_for(lambda: requested_days(pushwoosh)[-1:] == [days[2]], message="third day")
@@ -348,6 +352,33 @@ def test_a_killed_daemon_resumes_the_tracking_log_where_it_stopped(
     )
     assert requested_days(pushwoosh)[:5] == [days[0], days[1], days[2], days[2], days[3]]
     assert daemon.stop() == 0
+
+
+def test_days_read_together_resume_from_the_last_complete_day(tmp_path, emulator_server):
+    """With the default of four days in flight, a day that fails stops delivery at the
+    day before it even though later days were already fetched, and the next run starts
+    again at the failed day: days already checkpointed are not requested again."""
+    pushwoosh = PushwooshEmulator(application=APP)
+    url = emulator_server(pushwoosh).url
+    days = tracking_setup(pushwoosh)
+    pushwoosh.unavailable_days.add(days[2])
+    config = write_config(tmp_path, tracking_connector(url, "manual"))
+    failed = cli(config, "sync", "pushlog")
+    assert failed.returncode == 1
+    assert "getTrackingLog answered HTTP 500" in failed.stderr
+    assert sorted(requested_days(pushwoosh)) == days  # all four asked for at once
+    warehouse = tmp_path / "warehouse.db"
+    assert opened_devices(warehouse) == ["hw3", "hw4"]  # days[3] fetched, not delivered
+    status = orjson.loads(cli(config, "status", "--json").stdout)
+    assert status["connectors"][0]["checkpoint"] == {"day": days[1]}
+
+    pushwoosh.unavailable_days.clear()
+    resumed = cli(config, "sync", "pushlog")
+    assert resumed.returncode == 0, resumed.stderr
+    assert opened_devices(warehouse) == ["hw1", "hw2", "hw3", "hw4"]
+    assert sorted(requested_days(pushwoosh)[4:]) == [days[2], days[3]]
+    status = orjson.loads(cli(config, "status", "--json").stdout)
+    assert status["connectors"][0]["checkpoint"] == {"day": days[3]}
 
 
 def test_relay_through_the_piano_mapping(connectord_daemon, emulator_server):

@@ -24,7 +24,7 @@ from connectord.plugins.pushwoosh.relay import PushwooshRelay
 from connectord.state import MemoryKeyValue
 from connectord.testing import free_port, make_context
 from connectord.testing.emulator import json_response
-from tests.emulators.pushwoosh import PushwooshEmulator, envelope
+from tests.plugins.pushwoosh.emulator import PushwooshEmulator, envelope
 from tests.plugins.pushwoosh.test_relay import serve
 
 CONTRACTS = Path(__file__).parents[2] / "contracts" / "pushwoosh" / "sdk"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime, time, timedelta
 
@@ -141,7 +142,11 @@ async def test_days_beyond_the_14_day_log_are_reported_as_a_gap(pushwoosh, pull_
 async def test_a_failing_day_stops_the_run_after_the_days_before_it(pushwoosh, pull_options):
     push_log(pushwoosh, 3, "u1", "hw1", "sent")
     push_log(pushwoosh, 2, "u2", "hw2", "sent")
-    source_options = PushwooshTrackingLog.Options(**pull_options(initial_days=3, attempts=2))
+    # One day at a time: the fault below hits "the next getTrackingLog", which is day 2's
+    # only when no other day's request is in flight.
+    source_options = PushwooshTrackingLog.Options(
+        **pull_options(initial_days=3, attempts=2, max_concurrency=1)
+    )
     batches = []
     async with make_context() as context:
         source = PushwooshTrackingLog(source_options, context)
@@ -257,3 +262,47 @@ async def test_pull_sources_check_their_token(pushwoosh, pull_options):
         with pytest.raises(AuthError, match="api_token rejected by the server API") as caught:
             await bad.check()
         assert "401" in str(caught.value) and "wrong" not in str(caught.value)
+
+
+# --- tracking log: days in flight -------------------------------------------------------
+
+
+def exports_in_flight_peak(pushwoosh) -> int:
+    """The most tracking-log exports open at once as Pushwoosh sees them: from a day's
+    ``getTrackingLog`` to the download of its file."""
+    running = peak = 0
+    for request in pushwoosh.requests:
+        if request.path.endswith("/getTrackingLog"):
+            running += 1
+            peak = max(peak, running)
+        elif request.path.startswith("/static/"):
+            running -= 1
+    return peak
+
+
+async def test_tracking_log_reads_four_days_at_once_by_default(pushwoosh, pull_options):
+    """No cap is documented for getTrackingLog, so the default is our own bound of 4:
+    four exports are open at the emulator together, and checkpoints stay in day order."""
+    pushwoosh.pending_polls = 3  # each export answers "not ready" three times
+    for days_ago in range(1, 8):
+        push_log(pushwoosh, days_ago, f"hw{days_ago}", f"hw{days_ago}", "sent")
+    assert PushwooshTrackingLog.Options.model_fields["max_concurrency"].default == 4
+    records, batches = await run_source(PushwooshTrackingLog, pull_options(initial_days=7))
+    assert exports_in_flight_peak(pushwoosh) == 4
+    assert [b.checkpoint["day"] for b in batches if b.checkpoint] == [
+        day(n) for n in range(7, 0, -1)
+    ]
+    assert [r["context"]["device"]["id"] for r in records] == [f"hw{n}" for n in range(7, 0, -1)]
+
+
+async def test_connectors_of_one_application_share_the_days_in_flight(pushwoosh, pull_options):
+    """Two connectors reading the same application together stay within one cap."""
+    pushwoosh.pending_polls = 3
+    for days_ago in range(1, 8):
+        push_log(pushwoosh, days_ago, f"hw{days_ago}", f"hw{days_ago}", "sent")
+    options = pull_options(initial_days=7, max_concurrency=3)
+    first, second = await asyncio.gather(
+        run_source(PushwooshTrackingLog, options), run_source(PushwooshTrackingLog, options)
+    )
+    assert exports_in_flight_peak(pushwoosh) == 3
+    assert len(first.records) == len(second.records) == 7

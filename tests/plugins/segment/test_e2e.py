@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from tests.emulators.pendo import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
+from tests.plugins.pendo.emulator import INTEGRATION_KEY, TRACK_SECRET, PendoEmulator
 
 from .conftest import WRITE_KEY
 

@@ -316,7 +316,7 @@ async def _state(emulator: PendoEmulator) -> web.Response:
 
 
 def main() -> None:
-    """Run the emulator by hand: ``python -m tests.emulators.pendo [--port 8789]``.
+    """Run the emulator by hand: ``python -m tests.plugins.pendo.emulator [--port 8789]``.
 
     It answers with the test credentials (``track-secret-for-tests``,
     ``integration-key-for-tests``) and shows what it accepted at ``GET /_emulator/state``.

@@ -1,7 +1,7 @@
 """The Pushwoosh emulator's v2 and service endpoints: Audience API ``bulkSetTags`` (with
 its status), statistics ``messages:list``, the batch events path and result files.
 
-Mixed into `tests.emulators.pushwoosh.PushwooshEmulator`; see that module for the
+Mixed into `tests.plugins.pushwoosh.emulator.PushwooshEmulator`; see that module for the
 contract. ``bulkSetTags`` refuses fewer than 50 devices with the documented
 ``{"message": "invalid request"}`` (https://docs.pushwoosh.com/developer/api-reference/audience-api;
 minimum in https://help.pushwoosh.com/hc/en-us/articles/36360128237213).

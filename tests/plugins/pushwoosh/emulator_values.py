@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tests.emulators.pushwoosh_v2 import ArgumentError
+from tests.plugins.pushwoosh.emulator_v2 import ArgumentError
 
 INTEGER, STRING, LIST, DATE, BOOLEAN, DECIMAL, VERSION = 1, 2, 3, 4, 5, 6, 7
 TYPE_NAMES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectord import RecordRejected
-from connectord.plugins.piano.payload import (
+from connectord.plugins.piano.payloads import (
     KeyProblem,
     apply_privacy,
     event_data,

@@ -24,6 +24,9 @@ Faithful to the contract in docs/integrations/pushwoosh.md:
   (`members_of`);
 - faults (429 with Retry-After, 5xx, hangs) come from `VendorEmulator`.
 
+The handlers are grouped by area: tags and filters in `emulator_tags`, the tracking log
+and messages in `emulator_reports`, the v2 and service endpoints in `emulator_v2`.
+
 Usage::
 
     emulator = PushwooshEmulator(application="ABCDE-12345", api_token="server-token")
@@ -33,9 +36,6 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -43,9 +43,11 @@ from aiohttp import web
 
 from connectord.testing import VendorEmulator
 from connectord.testing.emulator import json_response
-from tests.emulators.pushwoosh_segments import parse_segment
-from tests.emulators.pushwoosh_v2 import ArgumentError, AudienceStatsMixin
-from tests.emulators.pushwoosh_values import (  # noqa: F401  (tests import the type ids here)
+from tests.plugins.pushwoosh.emulator_reports import InternalError, ReportsMixin
+from tests.plugins.pushwoosh.emulator_segments import parse_segment
+from tests.plugins.pushwoosh.emulator_tags import TagStoreMixin, code_for
+from tests.plugins.pushwoosh.emulator_v2 import ArgumentError, AudienceStatsMixin
+from tests.plugins.pushwoosh.emulator_values import (  # noqa: F401  (tests import the type ids here)
     BOOLEAN,
     DATE,
     DECIMAL,
@@ -65,21 +67,11 @@ DEVICE_API_METHODS = frozenset(
 PLAN_LIMITED = frozenset({"addTag", "deleteTag", "listTags"})
 
 
-class InternalError(Exception):
-    """Answered as HTTP 500 with ``status_code`` 500."""
-
-
 def envelope(status_code: int = 200, message: str = "OK", response: Any = None) -> dict:
     return {"status_code": status_code, "status_message": message, "response": response}
 
 
-def code_for(*parts: Any) -> str:
-    """A Pushwoosh-style ``XXXXX-XXXXX`` code, stable for the same parts."""
-    digest = hashlib.sha1(orjson.dumps(parts)).hexdigest().upper()
-    return f"{digest[:5]}-{digest[5:10]}"
-
-
-class PushwooshEmulator(AudienceStatsMixin, VendorEmulator):
+class PushwooshEmulator(TagStoreMixin, ReportsMixin, AudienceStatsMixin, VendorEmulator):
     """Emulates one Pushwoosh application and account."""
 
     def __init__(
@@ -158,72 +150,6 @@ class PushwooshEmulator(AudienceStatsMixin, VendorEmulator):
         """User ids the filter's expression selects now."""
         expression = parse_segment(self.filters[filter_name]["filter_expression"])
         return {user for user, tags in self.user_tags.items() if expression(tags)}
-
-    def add_tracking(
-        self,
-        timestamp: datetime,
-        tracking_code: str,
-        target_id: str,
-        hwid: str,
-        status: str,
-        description: str = "",
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        """A push tracking-log line (status: created, sent, delivered, failed, opened);
-        ``target_id`` is the device id the push was addressed to (hwid or push token)."""
-        moment = timestamp.astimezone(UTC)
-        self.tracking.setdefault(moment.date().isoformat(), []).append(
-            {
-                "timestamp": moment.strftime("%Y-%m-%d %H:%M:%S"),
-                "tracking_code": tracking_code,
-                "target_id": target_id,
-                "hwid": hwid,
-                "status": status,
-                "description": description,
-                "appCode": self.application,
-                "payload": orjson.dumps(payload).decode() if payload is not None else "",
-            }
-        )
-
-    def add_message(
-        self,
-        code: str,
-        send_date: datetime,
-        metrics: dict[int, dict[str, int]],
-        *,
-        campaign: str | None = None,
-        source: str = "API",
-        title: str = "",
-    ) -> dict[str, Any]:
-        """A sent message with per-platform metrics, as ``messages:list`` lists it."""
-        message = {
-            "id": len(self.messages) + 1,
-            "code": code,
-            "created_date": send_date.strftime("%Y-%m-%d %H:%M:%S"),
-            "send_date": send_date.strftime("%Y-%m-%d %H:%M:%S"),
-            "status": "DONE",
-            "platforms": sorted(metrics),
-            "source": source,
-            "campaign": campaign,
-            "push_info": {
-                "details": {"title": title, "campaign": campaign},
-                "metrics": [
-                    {
-                        "platform": platform,
-                        "sends": 0,
-                        "opens": 0,
-                        "deliveries": 0,
-                        "inbox_opens": 0,
-                        "unshowable_sends": 0,
-                        "errors": 0,
-                        **values,
-                    }
-                    for platform, values in sorted(metrics.items())
-                ],
-            },
-        }
-        self.messages.append(message)
-        return message
 
     # --- legacy /json/1.3 -------------------------------------------------------------
 
@@ -358,135 +284,3 @@ class PushwooshEmulator(AudienceStatsMixin, VendorEmulator):
             }
         )
         return {"code": code_for("event", self.application, event)}
-
-    def m_addTag(self, fields: dict[str, Any], request: web.Request) -> dict:
-        tag = fields.get("tag")
-        if not isinstance(tag, dict) or not tag.get("name"):
-            raise ArgumentError("tag.name is required")
-        if tag.get("type") not in TYPE_NAMES:
-            raise ArgumentError(f"tag.type must be one of {sorted(TYPE_NAMES)}")
-        if tag["name"] in self.tag_types:
-            raise ArgumentError(f"Tag {tag['name']} already exists")
-        self.tag_types[str(tag["name"])] = int(tag["type"])
-        return {"result": True}
-
-    def m_deleteTag(self, fields: dict[str, Any], request: web.Request) -> dict:
-        name = (fields.get("tag") or {}).get("name")
-        if name not in self.tag_types:
-            raise ArgumentError(f"Tag {name} not found")
-        del self.tag_types[name]
-        return {"result": True}
-
-    def m_listTags(self, fields: dict[str, Any], request: web.Request) -> dict:
-        return {
-            "tags": [
-                {"name": name, "type": kind, "isApplicationSpecific": False}
-                for name, kind in sorted(self.tag_types.items())
-            ]
-        }
-
-    def m_createFilter(self, fields: dict[str, Any], request: web.Request) -> dict:
-        self._require(fields, "name", "filter_expression")
-        if "application" in fields and not self.high_speed_setup:
-            raise ArgumentError("application is available for High-Speed Setup accounts only")
-        name = str(fields["name"])
-        if name in self.filters:
-            raise ArgumentError(f"Filter with name {name} already exists")
-        try:
-            parse_segment(str(fields["filter_expression"]))
-        except ValueError as err:
-            raise ArgumentError(f"Invalid filter_expression: {err}") from None
-        self.filters[name] = {
-            "code": code_for("filter", name),
-            "name": name,
-            "filter_expression": str(fields["filter_expression"]),
-            "expiration_date": fields.get("expiration_date"),
-            "application": fields.get("application"),
-        }
-        return {"name": name}
-
-    def m_listFilters(self, fields: dict[str, Any], request: web.Request) -> dict:
-        return {"filters": [dict(f) for f in self.filters.values()]}
-
-    def m_deleteFilter(self, fields: dict[str, Any], request: web.Request) -> None:
-        if self.filters.pop(str(fields.get("name")), None) is None:
-            raise ArgumentError("Filter not found")
-
-    def m_getTrackingLog(self, fields: dict[str, Any], request: web.Request) -> dict:
-        try:  # "date" is optional in the docs; without it, today
-            day = date.fromisoformat(str(fields.get("date") or datetime.now(UTC).date()))
-        except ValueError:
-            raise ArgumentError("date must be YYYY-MM-DD") from None
-        today = datetime.now(UTC).date()
-        if day > today or day < today - timedelta(days=14):
-            raise ArgumentError("The tracking log covers the last 14 days only")
-        if day.isoformat() in self.unavailable_days:
-            raise InternalError("Internal error, try again later")
-        request_id = uuid.uuid4().hex
-        rows = list(self.tracking.get(day.isoformat(), []))
-        self.scheduled[request_id] = {"polls": 0, "day": day.isoformat(), "rows": rows}
-        return {"request_id": request_id}
-
-    def m_getResults(self, fields: dict[str, Any], request: web.Request) -> Any:
-        self._require(fields, "request_id")
-        job = self.scheduled.get(str(fields["request_id"]))
-        if job is None:
-            raise ArgumentError("Request not found")
-        if job["polls"] < self.pending_polls or job.get("day") in self.held_days:
-            job["polls"] += 1
-            raise ArgumentError("Request is not ready yet, try again later")
-        name = f"{fields['request_id']}.zip"
-        if name not in self.files:
-            self.files[name] = tracking_zip(job["rows"])
-        return {"fileName": f"{request.scheme}://{request.host}/static/{name}"}
-
-    # --- tag storage --------------------------------------------------------------------
-
-    def _tag_bucket(self, user_id: str | None, hwid: str | None) -> dict[str, Any]:
-        if not user_id and hwid:
-            user_id = self.devices.get(hwid, {}).get("userId")
-        if user_id:
-            return self.user_tags.setdefault(user_id, {})
-        assert hwid is not None
-        return self.device_tags.setdefault(hwid, {})
-
-    def _apply_tags(
-        self,
-        bucket: dict[str, Any],
-        tags: dict[str, Any],
-        *,
-        operator: str = "set",
-        create_missing: bool = True,
-    ) -> None:
-        """Validate every tag first (all or nothing), then write."""
-        writes: dict[str, Any] = {}
-        for name, value in tags.items():
-            kind = self.tag_types.get(name)
-            if value is None:
-                writes[name] = None
-                continue
-            if isinstance(value, dict) and value.get("operation") in ("append", "remove"):
-                # the SDKs' list edits on setTags: {"operation": "append", "value": [...]}
-                self._apply_tags(bucket, {name: value.get("value")}, operator=value["operation"])
-                continue
-            if kind is None:
-                if not create_missing:
-                    raise ArgumentError(f"Tag {name} not found")
-                kind = inferred_type(value)
-            check_value(name, kind, value)
-            if operator != "set" and kind != LIST:
-                raise ArgumentError(f"list_operator {operator} needs a List tag; {name} is not")
-            writes[name] = (kind, value)
-        for name, write in writes.items():
-            if write is None:
-                bucket.pop(name, None)
-                continue
-            kind, value = write
-            self.tag_types.setdefault(name, kind)
-            if operator == "append":
-                current = list(bucket.get(name) or [])
-                bucket[name] = current + [v for v in value if v not in current]
-            elif operator == "remove":
-                bucket[name] = [v for v in bucket.get(name) or [] if v not in value]
-            else:
-                bucket[name] = value
