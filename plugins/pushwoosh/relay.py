@@ -22,7 +22,6 @@ Tag values are kept per user in the connector's state, so every record is comple
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -33,39 +32,27 @@ from connectord import (
     IngestError,
     Options,
     PushSource,
-    Record,
     RetryableError,
     Route,
     Secret,
 )
 from connectord.ingest import json_response, parse_json, secrets_match
-from connectord.records import iso, parse_time
 
 from .client import ArgumentError, PushwooshClient, validate_application
 from .const import (
     DEFAULT_BASE_URL,
     DEVICE_API_METHODS,
     LEGACY_PATH,
-    PLATFORMS,
     RELAY_METHODS,
     STATUS_ARGUMENT_ERROR,
     STATUS_OK,
     VENDOR,
 )
 from .device_api import cors_headers, preflight, read_call
+from .recorder import RelayRecorder, apply_tag_changes, text_or_none
 
-TAGS_KEY = "tags:"
-DEVICE_KEY = "device:"
 FORWARDED_HEADERS = ("Authorization", "User-Agent", "Content-Type", "Content-Encoding")
 """Request headers passed to Pushwoosh as they came: the body is forwarded undecoded."""
-
-DEVICE_FIELDS_AS_TAGS = {
-    "device_model": "Device Model",
-    "os_version": "OS Version",
-    "language": "Language",
-    "app_version": "Application Version",
-}
-"""registerDevice fields Pushwoosh keeps as default tags of the device's user."""
 
 
 class PushwooshRelay(PushSource):
@@ -302,150 +289,15 @@ class PushwooshRelay(PushSource):
             ) from err
 
 
-class RelayRecorder:
-    """Turns accepted calls into records, keeping each user's tags and each device's
-    user and platform in the connector's state, so every record is complete on its own."""
-
-    def __init__(self, state: Any, options: Any) -> None:
-        self.state = state
-        self.options = options
-        self._lock = asyncio.Lock()
-
-    async def records_for(
-        self, method: str, fields: dict[str, Any], response: Any, request: web.Request
-    ) -> list[Record]:
-        """The records for an accepted call, after updating the user's known tags."""
-        hwid = _text(fields.get("hwid"))
-        user_id = _text(fields.get("userId"))
-        if method == "registerUser" and user_id is None:
-            user_id = hwid  # Pushwoosh uses the hwid when no user id is given
-        async with self._lock:  # read-modify-write of the user's tags
-            device = await self._device(hwid, fields, user_id)
-            subject = user_id or device.get("userId") or (f"hwid:{hwid}" if hwid else None)
-            if subject is None:
-                return []
-            tags = await self._update_tags(method, subject, hwid, fields)
-        record: Record = {
-            "type": "track" if method == "postEvent" else "identify",
-            "context": self._context(fields, hwid, device, request, response),
-        }
-        if subject.startswith("hwid:"):
-            record["anonymousId"] = hwid
-        else:
-            record["userId"] = subject
-        if method == "postEvent":
-            record["event"] = str(fields["event"])
-            record["properties"] = dict(fields.get("attributes") or {})
-            record["context"]["traits"] = tags
-            moment = parse_time(fields.get("timestampUTC"))
-            if moment is not None:
-                record["timestamp"] = iso(moment)
-        else:
-            record["traits"] = tags
-        return [record]
-
-    async def _device(
-        self, hwid: str | None, fields: dict[str, Any], user_id: str | None
-    ) -> dict[str, Any]:
-        """What is known of the device; registerDevice/registerUser/setTags teach it."""
-        if hwid is None:
-            return {}
-        key = f"{DEVICE_KEY}{hwid}"
-        device = dict(await self.state.get(key) or {})
-        changed = False
-        if user_id and device.get("userId") != user_id:
-            device["userId"] = user_id
-            changed = True
-        platform = fields.get("device_type")
-        if isinstance(platform, int) and not isinstance(platform, bool):
-            changed |= device.get("platform_id") != platform
-            device["platform_id"] = platform
-        if changed:
-            await self.state.set(key, device)
-        return device
-
-    async def _update_tags(
-        self, method: str, subject: str, hwid: str | None, fields: dict[str, Any]
-    ) -> dict[str, Any]:
-        state = self.state
-        key = f"{TAGS_KEY}{subject}"
-        loose_key = f"{TAGS_KEY}hwid:{hwid}" if hwid and not subject.startswith("hwid:") else None
-        found = await state.get_many([key] + ([loose_key] if loose_key else []))
-        tags = dict(found.get(key) or {})
-        writes: dict[str, Any] = {}
-        if loose_key and loose_key in found:  # tags set before the device had a user
-            tags = {**found[loose_key], **tags}
-            writes[loose_key] = None
-        before = dict(tags)
-        if method in ("setTags", "registerDevice") and isinstance(fields.get("tags"), dict):
-            apply_tag_changes(tags, fields["tags"])
-        if method == "registerDevice":
-            for name, tag in DEVICE_FIELDS_AS_TAGS.items():
-                if fields.get(name) not in (None, ""):
-                    tags[tag] = fields[name]
-        if tags != before or writes:
-            writes[key] = tags or None
-        if writes:
-            await state.set_many(writes)
-        return tags
-
-    def _context(
-        self,
-        fields: dict[str, Any],
-        hwid: str | None,
-        device: dict[str, Any],
-        request: web.Request,
-        response: Any,
-    ) -> dict[str, Any]:
-        pushwoosh: dict[str, Any] = {"application": self.options.application}
-        context: dict[str, Any] = {"pushwoosh": pushwoosh}
-        platform = device.get("platform_id")
-        if hwid:
-            pushwoosh["hwid"] = hwid
-            context["device"] = {"id": hwid}
-        if isinstance(platform, int):
-            pushwoosh["platform_id"] = platform
-            if platform in PLATFORMS:
-                context.setdefault("device", {})["type"] = PLATFORMS[platform].lower()
-        if isinstance(response, dict) and response.get("code"):
-            pushwoosh["event_code"] = response["code"]
-        if self.options.client_context:
-            if request.remote:
-                context["ip"] = request.remote
-            if request.headers.get("User-Agent"):
-                context["userAgent"] = request.headers["User-Agent"]
-        return context
-
-
-def apply_tag_changes(tags: dict[str, Any], changes: dict[str, Any]) -> None:
-    """Apply setTags values: ``null`` removes a tag; ``{"operation": "append"|"remove",
-    "value": [...]}`` edits a list tag; anything else replaces the value."""
-    for name, value in changes.items():
-        if value is None:
-            tags.pop(name, None)
-            continue
-        if isinstance(value, dict) and value.get("operation") in ("append", "remove"):
-            items = value.get("value")
-            items = items if isinstance(items, list) else [items]
-            current = tags.get(name)
-            current = list(current) if isinstance(current, list) else []
-            if value["operation"] == "append":
-                tags[name] = current + [v for v in items if v not in current]
-            else:
-                tags[name] = [v for v in current if v not in items]
-            continue
-        tags[name] = value
-
-
 def validate_call(method: str, fields: dict[str, Any]) -> None:
     """Refuse what Pushwoosh would refuse anyway, before it is forwarded."""
     hwid, user_id = fields.get("hwid"), fields.get("userId")
     for name, value in (("hwid", hwid), ("userId", user_id)):
         if value is not None and not isinstance(value, (str, int)):
             raise _argument(f"{name} must be a string")
-    if method in ("registerDevice", "registerUser") and not _text(hwid):
+    if method in ("registerDevice", "registerUser") and not text_or_none(hwid):
         raise _argument(f"{method} needs hwid")
-    if method in ("postEvent", "setTags") and not (_text(hwid) or _text(user_id)):
+    if method in ("postEvent", "setTags") and not (text_or_none(hwid) or text_or_none(user_id)):
         raise _argument(f"{method} needs hwid or userId")
     if method == "registerDevice" and (
         not isinstance(fields.get("device_type"), int) or isinstance(fields["device_type"], bool)
@@ -488,8 +340,4 @@ def _token_header(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "token" and value.strip() else ""
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    return text or None
+__all__ = ["PushwooshRelay", "apply_tag_changes", "validate_call"]
