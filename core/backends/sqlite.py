@@ -18,7 +18,7 @@ import fcntl
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,7 +33,35 @@ log = structlog.get_logger("connectord.state.sqlite")
 _Pending = tuple[list[tuple[str, Sequence[bytes]]], asyncio.Future[None]]
 
 
-class SqliteBackend:
+class _OneDaemonPerFile:
+    """One process per connector on this file (not part of `StateBackend`): what a lone
+    daemon uses to refuse running beside a second daemon started on the same file."""
+
+    store: AsyncStore
+    if TYPE_CHECKING:  # SqliteBackend's
+
+        async def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def lock_connector(self, connector: str) -> bool:
+        """The OS-level claim a lone daemon makes on a connector of this file, so that a
+        second daemon started on the same file by mistake refuses to run it."""
+        return await self.store.write(Store.acquire_lock, connector_lease(connector))
+
+    async def expire_lease(self, connector: str) -> None:
+        """End the connector's lease whoever holds it, keeping its epoch (so the next
+        acquisition fences the old holder). Only for the process that holds
+        `lock_connector`: the OS lock proves the previous holder's process is gone."""
+        await self._write(ops.expire, connector_lease(connector))
+
+    async def unlock_connector(self, connector: str) -> None:
+        await self.store.write(Store.release_lock, connector_lease(connector))
+
+    async def connector_locker(self, connector: str) -> int | None:
+        """The pid of the process holding `lock_connector`, if any."""
+        return await self.store.read(Store.lock_holder, connector_lease(connector))
+
+
+class SqliteBackend(_OneDaemonPerFile):
     """`StateBackend` on an SQLite file. Open it before use; one per process."""
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "process") -> None:
@@ -271,25 +299,6 @@ class SqliteBackend:
 
     async def live_nodes(self) -> list[str]:
         return await self._read(ops.live_nodes)
-
-    # --- one process per connector on this file (not part of `StateBackend`) ----------
-    async def lock_connector(self, connector: str) -> bool:
-        """The OS-level claim a lone daemon makes on a connector of this file, so that a
-        second daemon started on the same file by mistake refuses to run it."""
-        return await self.store.write(Store.acquire_lock, connector_lease(connector))
-
-    async def expire_lease(self, connector: str) -> None:
-        """End the connector's lease whoever holds it, keeping its epoch (so the next
-        acquisition fences the old holder). Only for the process that holds
-        `lock_connector`: the OS lock proves the previous holder's process is gone."""
-        await self._write(ops.expire, connector_lease(connector))
-
-    async def unlock_connector(self, connector: str) -> None:
-        await self.store.write(Store.release_lock, connector_lease(connector))
-
-    async def connector_locker(self, connector: str) -> int | None:
-        """The pid of the process holding `lock_connector`, if any."""
-        return await self.store.read(Store.lock_holder, connector_lease(connector))
 
 
 def _ids(ids: Iterable[int] | None) -> list[int] | None:
