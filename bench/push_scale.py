@@ -35,11 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -86,13 +87,14 @@ class Settings:
     """Connections, each with one batch request in flight (closed loop)."""
     drain_cap: float = 120.0
     """Longest wait for the destination to catch up after the load stops."""
-    max_rate: int = 20_000
-    """Messages per second the prepared bodies allow for (each is sent once at most)."""
     pg_url: str = PG_URL
+    rounds: int = 1
+    """Passes over every configuration, each reported and checked on its own."""
 
 
 @dataclass
 class Row:
+    round: int
     scenario: str
     setup: str
     processes: int
@@ -101,6 +103,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_percent: float
+    """CPU time of the daemon processes during the load ÷ its wall time (100 = a core)."""
     delivered: int
     delivered_per_second: float
     backlog_at_load_end: int
@@ -108,7 +112,6 @@ class Row:
     left_in_queue: int | None
     lost: int | None
     """Accepted but neither delivered nor still queued; None when not known."""
-    bodies_exhausted: bool
 
 
 # --- scenarios ---------------------------------------------------------------------------------
@@ -188,21 +191,6 @@ SCENARIOS = [
 # --- processes ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def pg_database(settings: Settings) -> Iterator[str]:
-    """A new database for one run, dropped afterwards (its daemons stopped by then)."""
-    import psycopg
-
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(settings.pg_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield settings.pg_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(settings.pg_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def daemon_configs(setup: Setup, scenario: Scenario, directory: Path, state: str, sink: str):
     """One config file per daemon, each in its own directory (its log goes there)."""
     paths = []
@@ -244,7 +232,7 @@ async def measure(
     state: str,
     directory: Path,
     sink: str,
-    bodies: list[bytes],
+    bodies: pushload.Bodies,
     settings: Settings,
 ) -> Row:
     from connectord.testing import DaemonProcess
@@ -257,6 +245,8 @@ async def measure(
             daemon.wait_ready()
         urls = [d.url for d in daemons]
         pushload.wait_serving(urls, setup.processes, CONNECTOR)
+        pids = [p for d in daemons for p in pushload.process_tree(d.pid)]
+        cpu = pushload.cpu_seconds(pids)
         before = scenario.delivered(directory, sink)
         started = time.monotonic()
         load = await pushload.timed_load(
@@ -267,6 +257,7 @@ async def measure(
             settings.senders,
             settings.seconds,
         )
+        cpu = pushload.cpu_seconds(pids) - cpu
         at_end = scenario.delivered(directory, sink) - before
         count, elapsed = await drain(
             scenario, directory, sink, before + load.accepted, started, settings.drain_cap
@@ -280,6 +271,7 @@ async def measure(
                 daemon.stop()
     lost = 0 if drained else (None if left is None else load.accepted - delivered - left)
     return Row(
+        round=0,
         scenario=scenario.name,
         setup=setup.name,
         processes=setup.processes,
@@ -288,13 +280,13 @@ async def measure(
         p50_ms=round(sp.percentile(load.latencies, 0.50) * 1000, 1),
         p99_ms=round(sp.percentile(load.latencies, 0.99) * 1000, 1),
         errors=load.errors,
+        cpu_percent=round(100 * cpu / load.seconds),
         delivered=delivered,
         delivered_per_second=pushload.per_second(delivered, elapsed),
         backlog_at_load_end=load.accepted - at_end,
         drained=drained,
         left_in_queue=0 if drained else left,
         lost=lost,
-        bodies_exhausted=load.exhausted,
     )
 
 
@@ -303,30 +295,28 @@ async def run_one(setup, scenario, sink, bodies, settings: Settings) -> Row:
         directory = Path(tmp)
         if not setup.postgres:
             return await measure(setup, scenario, "state.db", directory, sink, bodies, settings)
-        with pg_database(settings) as url:
+        with pushload.pg_database(settings.pg_url) as url:
             return await measure(setup, scenario, url, directory, sink, bodies, settings)
 
 
-def postgres_available(settings: Settings) -> str | None:
-    """Why the PostgreSQL configurations cannot run here, or None."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[postgres]')"
-    try:
-        with psycopg.connect(settings.pg_url, connect_timeout=3):
-            return None
-    except psycopg.OperationalError as err:
-        return f"cannot connect to {settings.pg_url}: {str(err).strip()}"
+def template_bodies() -> pushload.Bodies:
+    """Batches of ``segment_pendo``'s track messages (valid for the webhook source as
+    well), their message ids numbered per batch."""
+    marker = b"BATCHNUMBER0"
+    batch = orjson.loads(sp.batch_bodies(1)[0])
+    for index, message in enumerate(batch["batch"]):
+        message["messageId"] = f"{marker.decode()}-{index:03d}"
+    return pushload.Bodies(orjson.dumps(batch), marker)
 
 
 async def run(settings: Settings, setups: list[Setup], scenarios: list[Scenario]) -> dict:
-    skipped = postgres_available(settings) if any(s.postgres for s in setups) else None
+    skipped = (
+        pushload.postgres_available(settings.pg_url) if any(s.postgres for s in setups) else None
+    )
     if skipped:
         print(f"PostgreSQL configurations skipped: {skipped}", flush=True)
         setups = [s for s in setups if not s.postgres]
-    batches = int(settings.max_rate * settings.seconds) // sp.BATCH_SIZE + 1
-    bodies = sp.batch_bodies(batches)
+    bodies = template_bodies()
     sink_port = sp.free_port()
     sink_process = subprocess.Popen(
         [sys.executable, sp.__file__, "--role", "sink", str(sink_port)],
@@ -338,32 +328,31 @@ async def run(settings: Settings, setups: list[Setup], scenarios: list[Scenario]
     started = time.monotonic()
     try:
         sp.wait_port(sink_port)
-        for scenario in scenarios:
-            for setup in setups:
-                row = await run_one(setup, scenario, sink, bodies, settings)
-                print(f"  {scenario.name:18} {setup.name:10} {row_summary(row)}", flush=True)
-                rows.append(row)
+        for index in range(settings.rounds):
+            for scenario in scenarios:
+                for setup in setups:
+                    row = await run_one(setup, scenario, sink, bodies, settings)
+                    row.round = index + 1
+                    print(
+                        f"  {index + 1} {scenario.name:18} {setup.name:10} {row_summary(row)}",
+                        flush=True,
+                    )
+                    rows.append(row)
     finally:
         sp.stop(sink_process)
     return {
         "benchmark": "push_scale",
         "settings": asdict(settings),
-        "message_bytes": len(bodies[0]) // sp.BATCH_SIZE,
+        "message_bytes": len(bodies.template) // sp.BATCH_SIZE,
         "postgres_skipped": skipped,
-        "load_average": load_average(),
+        "load_average": pushload.load_average(),
         "rows": [asdict(r) for r in rows],
-        "targets": targets(rows),
+        "targets": [targets([r for r in rows if r.round == i + 1]) for i in range(settings.rounds)],
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
 # --- report ------------------------------------------------------------------------------------
-
-
-def load_average() -> list[float]:
-    with contextlib.suppress(OSError):
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    return []
 
 
 def row_summary(row: Row) -> str:
@@ -407,41 +396,47 @@ def report(result: dict[str, Any]) -> str:
     out = [
         f"push for {settings['seconds']:g} s per configuration, {settings['senders']} "
         f"connections, batches of {sp.BATCH_SIZE} messages (~{result['message_bytes']} "
-        f"bytes each); load average {result['load_average']}",
+        f"bytes each); load average at the end {result['load_average']}",
     ]
+    for index, checks in enumerate(result["targets"]):
+        mine = [r for r in rows if r.round == index + 1]
+        out += round_table(mine, f" (round {index + 1})" if len(result["targets"]) > 1 else "")
+        for check in checks:
+            verdict = {True: "PASS", False: "FAIL", None: "not measured"}[check["passed"]]
+            out.append(f"{verdict:12} {check['scenario']:18} {check['target']}: {check['ratio']}")
+    if result["postgres_skipped"]:
+        out.append(f"PostgreSQL configurations skipped: {result['postgres_skipped']}")
+    out.append(f"(benchmark took {result['seconds']} s)")
+    return "\n".join(out)
+
+
+def round_table(rows: list[Row], title: str) -> list[str]:
     header = (
         f"{'configuration':11}{'procs':>6}{'accepted/s':>12}{'x':>6}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'delivered/s':>13}{'x':>6}{'backlog':>9}{'lost':>7}{'errors':>7}"
+        f"{'p99 ms':>8}{'CPU %':>7}{'delivered/s':>13}{'x':>6}{'backlog':>9}{'lost':>7}"
+        f"{'errors':>7}"
     )
+    out = []
     for scenario in SCENARIOS:
         mine = [r for r in rows if r.scenario == scenario.name]
         if not mine:
             continue
         base = find(rows, scenario.name, "sqlite-1")
-        out += ["", scenario.label, header]
+        out += ["", scenario.label + title, header]
         for r in mine:
             acc = r.accepted_per_second / base.accepted_per_second if base else float("nan")
-            dlv = (
-                r.delivered_per_second / max(base.delivered_per_second, 1) if base else float("nan")
-            )
+            dlv = r.delivered_per_second / base.delivered_per_second if base else float("nan")
             lost = "0" if r.drained else ("?" if r.lost is None else str(r.lost))
             out.append(
                 f"{r.setup:11}{r.processes:>6}{r.accepted_per_second:>12,.0f}{acc:>6.2f}"
-                f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.delivered_per_second:>13,.0f}{dlv:>6.2f}"
+                f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.cpu_percent:>7.0f}"
+                f"{r.delivered_per_second:>13,.0f}{dlv:>6.2f}"
                 f"{r.backlog_at_load_end:>9,}{lost:>7}{r.errors:>7}"
             )
             if not r.drained:
                 out.append(f"{'':11}not drained within the cap: {r.left_in_queue} still queued")
-            if r.bodies_exhausted:
-                out.append(f"{'':11}every prepared body was sent early: raise --max-rate")
     out.append("")
-    for check in result["targets"]:
-        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[check["passed"]]
-        out.append(f"{verdict:12} {check['scenario']:18} {check['target']}: {check['ratio']}")
-    if result["postgres_skipped"]:
-        out.append(f"PostgreSQL configurations skipped: {result['postgres_skipped']}")
-    out.append(f"(benchmark took {result['seconds']} s)")
-    return "\n".join(out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -449,7 +444,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=Settings.seconds)
     parser.add_argument("--senders", type=int, default=Settings.senders)
     parser.add_argument("--drain-cap", type=float, default=Settings.drain_cap)
-    parser.add_argument("--max-rate", type=int, default=Settings.max_rate)
+    parser.add_argument("--rounds", type=int, default=Settings.rounds)
     parser.add_argument("--pg-url", default=PG_URL, help="an administrative connection")
     parser.add_argument("--only", help="configurations, comma-separated, e.g. sqlite-1,pg-1")
     parser.add_argument("--scenario", choices=[s.name for s in SCENARIOS], action="append")
@@ -458,8 +453,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seconds=options.seconds,
         senders=max(1, options.senders),
         drain_cap=options.drain_cap,
-        max_rate=options.max_rate,
         pg_url=options.pg_url,
+        rounds=max(1, options.rounds),
     )
     wanted = set(options.only.split(",")) if options.only else {s.name for s in SETUPS}
     setups = [s for s in SETUPS if s.name in wanted]

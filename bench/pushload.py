@@ -10,11 +10,15 @@ the chance to accept more. Both use the sink, bodies and percentiles of
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -27,15 +31,28 @@ class LoadResult:
     accepted: int = 0
     errors: int = 0
     seconds: float = 0.0
-    exhausted: bool = False
-    """Every prepared body was sent before the time was up."""
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
 
 
+class Bodies:
+    """Distinct batch bodies made from one template: each copy replaces ``marker`` (in
+    every message id) with the next number of the same width, so ids stay unique and
+    making a body costs one bytes.replace, nothing the load generator would notice."""
+
+    def __init__(self, template: bytes, marker: bytes) -> None:
+        self.template = template
+        self.marker = marker
+        self.count = 0
+
+    def next(self) -> bytes:
+        self.count += 1
+        return self.template.replace(self.marker, b"%0*d" % (len(self.marker), self.count))
+
+
 async def timed_load(
     urls: Sequence[str],
-    bodies: Sequence[bytes],
+    bodies: Bodies,
     records_per_body: int,
     headers: dict[str, str],
     senders: int,
@@ -44,10 +61,9 @@ async def timed_load(
     """Closed loop: ``senders`` connections, each posting one body at a time until
     ``seconds`` have passed. Sender ``i`` talks to ``urls[i % len(urls)]`` over its own
     connection, so that the kernel's SO_REUSEPORT spreading and several daemons'
-    addresses both see several connections. A body is sent once at most: records keep
-    unique ids, so that the destination can count them."""
+    addresses both see several connections. Every body is new: records keep unique
+    ids, so that the destination can count them."""
     result = LoadResult()
-    pending: Iterator[bytes] = iter(bodies)
     deadline = time.monotonic() + seconds
 
     async def sender(url: str) -> None:
@@ -55,10 +71,7 @@ async def timed_load(
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             while time.monotonic() < deadline:
-                body = next(pending, None)
-                if body is None:
-                    result.exhausted = True
-                    return
+                body = bodies.next()
                 started = time.perf_counter()
                 try:
                     async with session.post(url, data=body, headers=headers) as response:
@@ -126,3 +139,66 @@ def queued(urls: Sequence[str], connector: str) -> int | None:
 
 def per_second(count: int, seconds: float) -> float:
     return round(count / seconds) if seconds > 0 else 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a daemon's workers are its children)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += process_tree(int(child))
+    return found
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time the processes used so far (all their threads): with the
+    wall time, it tells whether a configuration got the cores it could use."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+@contextlib.contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    """A new database for one run, dropped afterwards (its daemons stopped by then):
+    every configuration starts from empty state."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_available(admin_url: str) -> str | None:
+    """Why PostgreSQL configurations cannot run here, or None."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        with psycopg.connect(admin_url, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as err:
+        return f"cannot connect to {admin_url}: {str(err).strip()}"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: other work on the machine moves figures."""
+    with contextlib.suppress(OSError):
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    return []
