@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -105,6 +106,8 @@ class Row:
     errors: int
     cpu_percent: float
     """CPU time of the daemon processes during the load ÷ its wall time (100 = a core)."""
+    driver_cpu_percent: float
+    """The same for the load generator and the sink, which share the machine's cores."""
     delivered: int
     delivered_per_second: float
     backlog_at_load_end: int
@@ -246,7 +249,8 @@ async def measure(
         urls = [d.url for d in daemons]
         pushload.wait_serving(urls, setup.processes, CONNECTOR)
         pids = [p for d in daemons for p in pushload.process_tree(d.pid)]
-        cpu = pushload.cpu_seconds(pids)
+        driver = [p for p in pushload.process_tree(os.getpid()) if p not in pids]
+        cpu, driver_cpu = pushload.cpu_seconds(pids), pushload.cpu_seconds(driver)
         before = scenario.delivered(directory, sink)
         started = time.monotonic()
         load = await pushload.timed_load(
@@ -258,6 +262,7 @@ async def measure(
             settings.seconds,
         )
         cpu = pushload.cpu_seconds(pids) - cpu
+        driver_cpu = pushload.cpu_seconds(driver) - driver_cpu
         at_end = scenario.delivered(directory, sink) - before
         count, elapsed = await drain(
             scenario, directory, sink, before + load.accepted, started, settings.drain_cap
@@ -281,6 +286,7 @@ async def measure(
         p99_ms=round(sp.percentile(load.latencies, 0.99) * 1000, 1),
         errors=load.errors,
         cpu_percent=round(100 * cpu / load.seconds),
+        driver_cpu_percent=round(100 * driver_cpu / load.seconds),
         delivered=delivered,
         delivered_per_second=pushload.per_second(delivered, elapsed),
         backlog_at_load_end=load.accepted - at_end,
@@ -413,7 +419,7 @@ def report(result: dict[str, Any]) -> str:
 def round_table(rows: list[Row], title: str) -> list[str]:
     header = (
         f"{'configuration':11}{'procs':>6}{'accepted/s':>12}{'x':>6}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'CPU %':>7}{'delivered/s':>13}{'x':>6}{'backlog':>9}{'lost':>7}"
+        f"{'p99 ms':>8}{'CPU %':>7}{'drv %':>7}{'delivered/s':>13}{'x':>6}{'backlog':>9}{'lost':>7}"
         f"{'errors':>7}"
     )
     out = []
@@ -429,7 +435,7 @@ def round_table(rows: list[Row], title: str) -> list[str]:
             lost = "0" if r.drained else ("?" if r.lost is None else str(r.lost))
             out.append(
                 f"{r.setup:11}{r.processes:>6}{r.accepted_per_second:>12,.0f}{acc:>6.2f}"
-                f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.cpu_percent:>7.0f}"
+                f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{r.cpu_percent:>7.0f}{r.driver_cpu_percent:>7.0f}"
                 f"{r.delivered_per_second:>13,.0f}{dlv:>6.2f}"
                 f"{r.backlog_at_load_end:>9,}{lost:>7}{r.errors:>7}"
             )
