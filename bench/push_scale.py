@@ -378,6 +378,8 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
     configuration was not measured."""
     checks = []
     for scenario in SCENARIOS:
+        if not any(r.scenario == scenario.name for r in rows):
+            continue
         base = find(rows, scenario.name, "sqlite-1")
         pairs = [
             ("sqlite-w2 accepted >= 1.5x sqlite-1", "sqlite-w2", "accepted", SCALE_TARGET),
