@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check bench bench-clevertap bench-backfill clean
+.PHONY: run test lint check bench bench-scale bench-clevertap bench-backfill clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Push ingest on one process, `workers = 2` and PostgreSQL state (a few minutes); the
+# PostgreSQL configurations need psycopg and a server on 127.0.0.1:5432 (user postgres).
+bench-scale: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[postgres]'
+	$(BIN)/python bench/push_scale.py
 
 # The CleverTap export against dlt needs dlt, kept out of the project's own venv.
 bench/.venv/.installed: pyproject.toml bench/requirements.txt
