@@ -29,6 +29,7 @@ from psycopg import AsyncConnection
 from connectord.queue import decode_body
 
 from . import DeadLetter, Json, QueueRow
+from .group_commit import GroupCommit
 from .leases import LeaseMixin, fence
 from .pg_connect import ConnectionPool, conninfo, redacted_url
 from .postgres_migrations import apply as apply_migrations
@@ -83,6 +84,7 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         self._pool = ConnectionPool(conninfo(url, password_file=password_file), pool_size)
         self._migrate = migrate
         self._known_heads: set[str] = set()
+        self._group = GroupCommit(self._enqueue_group)
 
     def redacted_url(self) -> str:
         return redacted_url(self.url)
@@ -96,6 +98,7 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         log.info("state.opened", backend="postgresql", url=self.redacted_url())
 
     async def close(self) -> None:
+        await self._group.drain()
         await self._pool.close()
 
     # --- queue -----------------------------------------------------------------------
@@ -112,10 +115,12 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
             self._known_heads.update(new)
 
     async def enqueue_many(self, items: Sequence[tuple[str, Sequence[bytes]]]) -> None:
-        """Append records for one or more connectors in one transaction, with COPY."""
-        items = [(c, b) for c, b in items if b]
-        if not items:
-            return
+        """Append records for one or more connectors in one transaction, with COPY;
+        concurrent callers share it (`GroupCommit`): one turn of each connector's queue
+        lock and one WAL flush for a burst of requests."""
+        await self._group.submit([(c, b) for c, b in items if b])
+
+    async def _enqueue_group(self, items: Sequence[tuple[str, Sequence[bytes]]]) -> None:
         try:
             await self._enqueue(items)
         except _MissingHead:  # rows are never deleted; someone did: make them again

@@ -27,10 +27,9 @@ from connectord.state import AsyncStore, Store
 
 from . import DeadLetter, Json, LeaseInfo, QueueRow, RunInfo, connector_lease
 from . import sqlite_ops as ops
+from .group_commit import GroupCommit
 
 log = structlog.get_logger("connectord.state.sqlite")
-
-_Pending = tuple[list[tuple[str, Sequence[bytes]]], asyncio.Future[None]]
 
 
 class _OneDaemonPerFile:
@@ -67,8 +66,7 @@ class SqliteBackend(_OneDaemonPerFile):
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "process") -> None:
         self.path = Path(path)
         self.store = AsyncStore(self.path, durability=durability)
-        self._pending: list[_Pending] = []
-        self._flush_task: asyncio.Task[None] | None = None
+        self._group = GroupCommit(lambda batch: self._write(Store.enqueue_many, batch))
 
     async def open(self) -> None:
         """Processes starting together open the file one at a time: creating the file,
@@ -87,8 +85,7 @@ class SqliteBackend(_OneDaemonPerFile):
         log.info("state.opened", backend="sqlite", path=str(self.path))
 
     async def close(self) -> None:
-        if self._flush_task is not None:
-            await asyncio.shield(self._flush_task)
+        await self._group.drain()
         await self.store.close()
 
     async def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -102,32 +99,7 @@ class SqliteBackend(_OneDaemonPerFile):
     async def enqueue_many(self, items: Sequence[tuple[str, Sequence[bytes]]]) -> None:
         """Durable on return. Callers that arrive while a commit is under way share the
         next transaction; one call's items always commit together."""
-        items = [(c, b) for c, b in items if b]
-        if not items:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((items, future))
-        if self._flush_task is None:
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                batch = [item for items, _ in group for item in items]
-                try:
-                    await self._write(Store.enqueue_many, batch)
-                except Exception as err:  # each caller sees the failure: nothing was kept
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(err)
-                else:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._flush_task = None
+        await self._group.submit([(c, b) for c, b in items if b])
 
     async def read_queue(self, connector: str, after: int, limit: int) -> list[QueueRow]:
         return await self._read(Store.read_queue, connector, after, limit)

@@ -346,3 +346,20 @@ async def test_the_queue_never_loses_an_id(opener):
     seen = await asyncio.wait_for(drainer, 60)
     assert sorted(seen) == list(range(total))
     assert (await reader.counters("c"))["delivered"] == total
+
+
+async def test_concurrent_enqueues_share_transactions_and_all_land(db):
+    """Group commit: 60 requests at once cost a few transactions, not 60, and each
+    caller returns only once its own records are committed."""
+    groups: list[int] = []
+    write = db._group._write
+
+    async def counting(items):
+        groups.append(len(items))
+        await write(items)
+
+    db._group._write = counting
+    await asyncio.gather(*(db.enqueue_many([("g", [body(n)])]) for n in range(60)))
+    assert sum(groups) == 60 and len(groups) <= 5, groups
+    rows = await db.read_queue("g", 0, 100)
+    assert sorted(orjson.loads(r.body)["n"] for r in rows) == list(range(60))
