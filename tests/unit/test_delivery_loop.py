@@ -106,3 +106,87 @@ destination = {{ type = "test.busy" }}
     assert BusyDestination.threads == {"connectord-deliver:relay"}
     assert sorted(BusyDestination.received) == sorted(f"m-{i}" for i in range(60))
     assert runtime.depth == 0
+
+
+class CountingDestination(Destination):
+    """Keeps what it got, and on which thread; its state write goes through the context."""
+
+    type = "test.counting"
+    received: list[str] = []
+    threads: set[str] = set()
+
+    async def send(self, records):
+        type(self).threads.add(threading.current_thread().name)
+        await self.context.state.set("last", records[-1]["messageId"])
+        type(self).received.extend(record["messageId"] for record in records)
+
+
+class WatchedBackend(SqliteBackend):
+    """The real SQLite backend, noting the threads its queue and state writes come from."""
+
+    callers: set[str] = set()
+
+    async def complete(self, *args, **kwargs):
+        self.callers.add(threading.current_thread().name)
+        return await super().complete(*args, **kwargs)
+
+    async def set_state(self, *args, **kwargs):
+        self.callers.add(threading.current_thread().name)
+        return await super().set_state(*args, **kwargs)
+
+
+async def wait_for(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert condition()
+
+
+async def test_disown_own_and_a_lost_lease_on_the_delivery_loop(tmp_path: Path, register_plugin):
+    """Ownership moves while delivery runs on its own thread: disowning stops delivery,
+    owning again resumes it on the same loop, and a write refused under a stale epoch
+    reaches `on_lease_lost` on the main loop's thread. State calls made by the
+    destination and the drain run on the main loop (the backend's)."""
+    registry = register_plugin(CountingDestination)
+    config = tmp_path / "connectors.toml"
+    config.write_text(
+        f"""
+[connectors.relay]
+source = {{ type = "http.webhook", token = "{TOKEN}" }}
+destination = {{ type = "test.counting" }}
+"""
+    )
+    connector = load_config(config, registry).connectors["relay"]
+    store = WatchedBackend(tmp_path / "state.db")
+    await store.open()
+    runtime = ConnectorRuntime(connector, store, base_dir=tmp_path)
+    lost: list[str] = []
+    runtime.on_lease_lost = lambda: lost.append(threading.current_thread().name)
+    lease = connector_lease("relay")
+    try:
+        await runtime.start(drain=False)
+        runtime.own(await store.acquire(lease, "node-a", 60))
+        await runtime.enqueue(batch(0))
+        await wait_for(lambda: runtime.depth == 0)
+        await runtime.disown()
+        await runtime.enqueue(batch(10))
+        await asyncio.sleep(0.5)
+        assert len(CountingDestination.received) == 10  # not owned: nothing delivered
+        await store.release(lease, "node-a", runtime.epoch or 1)
+        runtime.own(await store.acquire(lease, "node-a", 60))
+        await wait_for(lambda: runtime.depth == 0)
+        assert len(CountingDestination.received) == 20
+        # Another node takes over behind this one's back: its next ack is refused.
+        await store.release(lease, "node-a", runtime.epoch or 1)
+        assert await store.acquire(lease, "node-b", 60) is not None
+        await runtime.enqueue(batch(20))
+        await wait_for(lambda: bool(lost))
+        assert runtime.epoch is None
+    finally:
+        await runtime.stop(5)
+    assert lost == [threading.main_thread().name]
+    assert CountingDestination.threads == {"connectord-deliver:relay"}
+    assert store.callers == {threading.main_thread().name}
+    assert await store.get_state("relay/test.counting", ["last"]) == {"last": "m-29"}
+    assert await store.queue_depth("relay") == 10  # refused: left for the new owner
+    await store.close()
