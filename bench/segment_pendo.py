@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from paced import measure_paced
 
 WRITE_KEY = "bench-write-key-0001"
 TRACK_SECRET = "bench-track-secret"
@@ -69,6 +70,10 @@ class Settings:
     delivery."""
     pin: bool = True
     """Pin the system under test to CPU 0 and the load generator and sink to CPU 1."""
+    offered: int = 5_000
+    """Messages per second offered in the paced phase (see ``paced.py``); 0 skips it."""
+    paced_seconds: float = 3.0
+    """Length of the paced phase."""
 
 
 @dataclass
@@ -85,6 +90,10 @@ class Measurement:
     errors: int
     peak_rss_mib: float
     complete: bool
+    paced_p50_ms: float = float("nan")
+    """Accept latency in the paced phase: ``offered`` msg/s while the backlog delivers."""
+    paced_p99_ms: float = float("nan")
+    paced_delivered_per_second: float = float("nan")
 
 
 # --- the sink: a Pendo /data/track stand-in that discards ---------------------------------
@@ -424,7 +433,32 @@ base_url = "{sink}"
     return path
 
 
-async def run_connectord(directory: Path, sink: str, bodies: list[bytes], settings: Settings):
+async def with_paced(
+    result: Measurement, url: str, sink: str, bodies: list[bytes], settings: Settings
+) -> Measurement:
+    """Add the paced phase's figures: ``offered`` msg/s into the same running system,
+    right after the closed-loop phase, while it delivers what the paced phase queues."""
+    if not settings.offered or not bodies:
+        return result
+    async with aiohttp.ClientSession() as session:
+        paced = await measure_paced(
+            url,
+            lambda: sink_count(session, sink),
+            bodies,
+            write_key=WRITE_KEY,
+            rate=settings.offered,
+            batch_size=BATCH_SIZE,
+        )
+    result.paced_p50_ms = paced.p50_ms
+    result.paced_p99_ms = paced.p99_ms
+    result.paced_delivered_per_second = paced.delivered_per_second
+    result.errors += paced.errors
+    return result
+
+
+async def run_connectord(
+    directory: Path, sink: str, bodies: list[bytes], paced_bodies: list[bytes], settings: Settings
+):
     from connectord.testing import DaemonProcess
 
     port = free_port()
@@ -434,19 +468,23 @@ async def run_connectord(directory: Path, sink: str, bodies: list[bytes], settin
     daemon.wait_ready()
     try:
         url = f"{daemon.url}/ingest/bench/v1/batch"
-        return await measure("connectord", url, sink, daemon.pid, bodies, settings)
+        result = await measure("connectord", url, sink, daemon.pid, bodies, settings)
+        return await with_paced(result, url, sink, paced_bodies, settings)
     finally:
         daemon.stop()
 
 
-async def run_minimal(directory: Path, sink: str, bodies: list[bytes], settings: Settings):
+async def run_minimal(
+    directory: Path, sink: str, bodies: list[bytes], paced_bodies: list[bytes], settings: Settings
+):
     port = free_port()
     database = str(directory / "minimal.db")
     process = start_role("minimal", str(port), database, sink, cpu=SUT_CPU, settings=settings)
     try:
         wait_port(port)
         url = f"http://127.0.0.1:{port}/v1/batch"
-        return await measure("minimal", url, sink, process.pid, bodies, settings)
+        result = await measure("minimal", url, sink, process.pid, bodies, settings)
+        return await with_paced(result, url, sink, paced_bodies, settings)
     finally:
         stop(process)
 
@@ -458,6 +496,7 @@ async def run(settings: Settings) -> dict[str, Any]:
     if can_pin(settings):
         os.sched_setaffinity(0, {DRIVER_CPU})
     bodies = batch_bodies(settings.messages // BATCH_SIZE)
+    paced_bodies = batch_bodies(round(settings.offered * settings.paced_seconds / BATCH_SIZE))
     sink_port = free_port()
     sink_process = start_role("sink", str(sink_port), cpu=DRIVER_CPU, settings=settings)
     sink = f"http://127.0.0.1:{sink_port}"
@@ -468,8 +507,12 @@ async def run(settings: Settings) -> dict[str, Any]:
         for index in range(settings.rounds):
             with tempfile.TemporaryDirectory(prefix="connectord-bench-") as tmp:
                 directory = Path(tmp)
-                rounds["connectord"].append(await run_connectord(directory, sink, bodies, settings))
-                rounds["minimal"].append(await run_minimal(directory, sink, bodies, settings))
+                rounds["connectord"].append(
+                    await run_connectord(directory, sink, bodies, paced_bodies, settings)
+                )
+                rounds["minimal"].append(
+                    await run_minimal(directory, sink, bodies, paced_bodies, settings)
+                )
             elapsed = time.monotonic() - started
             if elapsed / (index + 1) * (index + 2) > BUDGET_SECONDS:
                 break  # another round would not fit: keep the whole run bounded
@@ -504,6 +547,9 @@ def report(result: dict[str, Any]) -> str:
         ("delivered msg/s", "delivered_per_second"),
         ("accept p50 ms", "p50_ms"),
         ("accept p99 ms", "p99_ms"),
+        ("paced p50 ms", "paced_p50_ms"),
+        ("paced p99 ms", "paced_p99_ms"),
+        ("delivered/s paced", "paced_delivered_per_second"),
         ("peak RSS MiB", "peak_rss_mib"),
         ("accepted", "accepted"),
         ("delivered", "delivered"),
@@ -538,6 +584,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=Settings.rounds)
     parser.add_argument("--senders", type=int, default=Settings.senders)
     parser.add_argument("--cap-seconds", type=float, default=Settings.cap_seconds)
+    parser.add_argument("--offered", type=int, default=Settings.offered)
+    parser.add_argument("--paced-seconds", type=float, default=Settings.paced_seconds)
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     options = parser.parse_args(argv)
     if options.role == "sink":
@@ -553,6 +601,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         senders=options.senders,
         cap_seconds=options.cap_seconds,
         pin=not options.no_pin,
+        offered=max(0, options.offered),
+        paced_seconds=options.paced_seconds,
     )
     result = asyncio.run(run(settings))
     print(report(result), flush=True)

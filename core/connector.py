@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import structlog
@@ -22,6 +22,7 @@ from .backends.namespace import BackendNamespace
 from .backoff import Backoff
 from .config import ConnectorConfig, PluginSpec
 from .delivery import Pipeline, Strikes, Throttle
+from .delivery_loop import DeliveryLoop, MainLoopState
 from .draining import STATE_ERRORS, QueueDraining
 from .errors import IngestError, QueueFull
 from .http import new_session
@@ -47,7 +48,11 @@ class ConnectorRuntime(QueueDraining, PullRuns):
     ) -> None:
         self.config = config
         self.name = config.name
-        self.state = state
+        self._delivery = DeliveryLoop(self.name)
+        """Push connectors deliver their queue on a loop of their own (see
+        `connectord.delivery_loop`); pull connectors deliver on the main loop."""
+        self.state = cast(StateBackend, MainLoopState(state, self._delivery))
+        """The backend, used from the delivery thread through the main loop."""
         self.epoch: int | None = None
         """The connector lease's epoch while this process owns the connector (drains its
         queue, runs its pulls); None otherwise. Every queue completion and checkpoint
@@ -64,7 +69,7 @@ class ConnectorRuntime(QueueDraining, PullRuns):
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Future[None] | None = None
         self._run_lock = asyncio.Lock()
         self._strikes: dict[int, Strikes] = {}
         self._parked: deque[tuple[int, float]] = deque()  # (row id, when held back)
@@ -95,13 +100,16 @@ class ConnectorRuntime(QueueDraining, PullRuns):
             self.metrics.plugin_events.labels(self.name, plugin, event).inc(n)
 
     def http(self) -> aiohttp.ClientSession:
+        if self._delivery.on_delivery_thread():
+            return self._delivery.session(self._new_session)
         if self._session is None or self._session.closed:
-            timeout = self.config.delivery.request_timeout
-            extra = self.pipeline.http_middlewares() if hasattr(self, "pipeline") else ()
-            self._session = new_session(
-                timeout=timeout, connect_timeout=min(10.0, timeout), middlewares=extra
-            )
+            self._session = self._new_session()
         return self._session
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        timeout = self.config.delivery.request_timeout
+        extra = self.pipeline.http_middlewares() if hasattr(self, "pipeline") else ()
+        return new_session(timeout=timeout, connect_timeout=min(10.0, timeout), middlewares=extra)
 
     def build(self) -> None:
         """Instantiate the plugins (no I/O yet)."""
@@ -140,7 +148,7 @@ class ConnectorRuntime(QueueDraining, PullRuns):
             raise
         await self._resync_depth()
         if drain:
-            self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
+            self._start_drainer()
         self.started = True
         self.log.info(
             "connector.started",
@@ -152,8 +160,8 @@ class ConnectorRuntime(QueueDraining, PullRuns):
     async def stop(self, grace: float) -> None:
         """Stop taking work, let in-flight deliveries finish within ``grace`` seconds, then
         cancel what is left (it stays queued and is delivered after the next start)."""
-        self.stop_event.set()
-        self._wake.set()
+        # A delivery loop's in-flight deliveries are waited for (and cancelled) there.
+        await self._delivery.stop(grace, self._signal_stop)
         pending = set(self._tasks)
         if self._drainer is not None:
             pending.add(self._drainer)
@@ -173,39 +181,24 @@ class ConnectorRuntime(QueueDraining, PullRuns):
         self.started = False
         self.log.info("connector.stopped", queued=self.depth)
 
+    def _signal_stop(self) -> None:
+        self.stop_event.set()
+        self._wake.set()
+
     async def _close_session(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
     # --- ownership ----------------------------------------------------------------------
 
-    def own(self, epoch: int) -> None:
-        """This process now holds the connector's lease: drain its queue and allow runs."""
-        self.epoch = epoch
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
-        self.log.info("connector.owned", epoch=epoch)
-
-    async def disown(self) -> None:
-        """The lease is gone (released, or another process took it): stop draining and
-        cancel a run in progress. What was not acknowledged stays queued, or behind the
-        stored checkpoint, for the new owner."""
-        if self.epoch is None and self._drainer is None:
+    def _lease_lost(self, epoch: int | None = None) -> None:
+        """A write was refused under a stale epoch (``epoch``, else the current one):
+        another process owns the connector. `Ownership` is the main loop's, so from the
+        delivery thread this hops there; a newer epoch owned meanwhile is kept."""
+        if self._delivery.on_delivery_thread():
+            self._delivery.call_main(self._lease_lost, self.epoch if epoch is None else epoch)
             return
-        self.epoch = None
-        me = asyncio.current_task()
-        work = [t for t in (self._drainer, *self._tasks) if t and not t.done() and t is not me]
-        for task in work:
-            task.cancel()
-        await asyncio.gather(*work, return_exceptions=True)
-        self._drainer = None
-        self._parked.clear()
-        self._strikes.clear()
-        self.log.info("connector.disowned")
-
-    def _lease_lost(self) -> None:
-        """A write was refused under a stale epoch: another process owns the connector."""
-        if self.epoch is None:
+        if self.epoch is None or (epoch is not None and epoch != self.epoch):
             return
         self.log.warning("connector.lease_lost", epoch=self.epoch)
         self.epoch = None
@@ -256,4 +249,4 @@ class ConnectorRuntime(QueueDraining, PullRuns):
         if self.metrics is not None:
             self.metrics.records_in.labels(self.name).inc(len(bodies))
         self._gauge_depth()
-        self._wake.set()
+        self._delivery.call(self._wake.set)

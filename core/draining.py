@@ -20,6 +20,7 @@ import orjson
 
 from .backends import StaleEpoch, StateBackend, StateUnavailable
 from .delivery import BudgetExceeded, Outcome, Parked, Pipeline, Stopping, Strikes, Throttle
+from .delivery_loop import DeliveryLoop
 from .run_summary import Progress, RunSummary
 from .state import QueueRow
 
@@ -52,10 +53,54 @@ class QueueDraining:
     _tasks: set[asyncio.Task[Any]]
     _strikes: dict[int, Strikes]
     _parked: deque[tuple[int, float]]
+    _delivery: DeliveryLoop
+    _drainer: asyncio.Future[None] | None
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
 
-        def _lease_lost(self) -> None: ...
+        def _lease_lost(self, epoch: int | None = None) -> None: ...
+
+    # --- ownership: who drains ------------------------------------------------------------
+
+    def own(self, epoch: int) -> None:
+        """This process now holds the connector's lease: drain its queue and allow runs."""
+        self.epoch = epoch
+        if self._drainer is None or self._drainer.done():
+            self._start_drainer()
+        self.log.info("connector.owned", epoch=epoch)
+
+    def _start_drainer(self) -> None:
+        """A push connector drains on its delivery loop, a pull connector here."""
+        if not self.config.is_push:
+            self._drainer = asyncio.create_task(self._drain(), name=f"drain:{self.name}")
+        elif self._delivery.start(self._tasks):  # not once stopped
+            self._drainer = self._delivery.run(self._drain)
+
+    async def disown(self) -> None:
+        """The lease is gone (released, or another process took it): stop draining and
+        cancel a run in progress. What was not acknowledged stays queued, or behind the
+        stored checkpoint, for the new owner."""
+        if self.epoch is None and self._drainer is None:
+            return
+        self.epoch = None
+        if self.config.is_push:
+            await self._delivery.cancel(self._forget_held_back)
+        else:
+            me = asyncio.current_task()
+            work = [t for t in (self._drainer, *self._tasks) if t and not t.done() and t is not me]
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)
+            self._forget_held_back()
+        self._drainer = None
+        self.log.info("connector.disowned")
+
+    def _forget_held_back(self) -> None:
+        """Where delivery runs: the next owner's reads decide what is retried."""
+        self._parked.clear()
+        self._strikes.clear()
+
+    # --- delivery -------------------------------------------------------------------------
 
     async def _drain(self) -> None:
         """Deliver queued records in batches, up to ``concurrency`` batches in flight."""
@@ -114,8 +159,7 @@ class QueueDraining:
     async def _resync_depth(self) -> None:
         """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
         with contextlib.suppress(Exception):
-            self.depth = int(await self.state.queue_depth(self.name))
-            self._gauge_depth()
+            self._delivery.call_main(self._set_depth, int(await self.state.queue_depth(self.name)))
             if self.metrics is not None:
                 dead = await self.state.dead_letter_count(self.name)
                 self.metrics.dead_letters.labels(self.name).set(dead)
@@ -145,15 +189,16 @@ class QueueDraining:
         attempt = 0
         ids = [row.id for row in rows]
         while True:
-            if self.epoch is None:
+            epoch = self.epoch
+            if epoch is None:
                 return  # not ours any more: the rows stay queued for the new owner
             try:
                 await self.state.complete(
-                    self.name, ids, outcome.dead, outcome.delivered, epoch=self.epoch
+                    self.name, ids, outcome.dead, outcome.delivered, epoch=epoch
                 )
                 break
             except StaleEpoch:
-                self._lease_lost()
+                self._lease_lost(epoch)
                 return
             except STATE_ERRORS as err:
                 attempt += 1
@@ -163,8 +208,7 @@ class QueueDraining:
                 await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
         for row_id in ids:
             self._strikes.pop(row_id, None)
-        self.depth = max(0, self.depth - len(rows))
-        self._gauge_depth()
+        self._delivery.call_main(self._release_depth, len(rows))
         self._count(outcome)
         self.log.debug(
             "delivery.batch.acked",
@@ -186,6 +230,14 @@ class QueueDraining:
             self.metrics.dead_letters.labels(self.name).inc(len(outcome.dead))
         if outcome.delivered:
             self.metrics.last_success.labels(self.name).set(time.time())
+
+    def _set_depth(self, depth: int) -> None:
+        """On the main loop, where ``enqueue`` adds: no update is lost between threads."""
+        self.depth = depth
+        self._gauge_depth()
+
+    def _release_depth(self, count: int) -> None:
+        self._set_depth(max(0, self.depth - count))
 
     def _gauge_depth(self) -> None:
         if self.metrics is not None:

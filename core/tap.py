@@ -11,6 +11,7 @@ redacted before they leave the pipeline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,11 +36,23 @@ class Subscription:
     dropped: int = 0
     delivered: int = 0
     queue: asyncio.Queue[bytes] = field(init=False)
+    loop: asyncio.AbstractEventLoop | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.limit)
+        self.loop = _running_loop()
 
     def offer(self, line: bytes) -> None:
+        """Buffer a line; from another loop's thread (a push connector's delivery loop)
+        it is handed over thread-safely: asyncio queues belong to one loop."""
+        loop = self.loop
+        if loop is not None and _running_loop() is not loop:
+            with contextlib.suppress(RuntimeError):  # the watcher's loop is closed
+                loop.call_soon_threadsafe(self._put, line)
+            return
+        self._put(line)
+
+    def _put(self, line: bytes) -> None:
         try:
             self.queue.put_nowait(line)
         except asyncio.QueueFull:
@@ -85,6 +98,13 @@ class TapHub:
             line = orjson.dumps(redact(record), default=str) + b"\n"
             for sub in tuple(subs):
                 sub.offer(line)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 hub = TapHub()
