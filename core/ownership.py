@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 ORPHAN_STEPS = 2
 """Rounds a connector's lease may stay free before any daemon takes it."""
+SETTLE_STEPS = 2
+"""Rounds a daemon must have been seen alive, without a gap, before connectors are handed
+over to it: a daemon whose heartbeat lapsed for a moment (a loaded machine, a pause)
+does not make connectors move back and forth, each move costing a redelivery of what
+was in flight."""
 
 
 def default_node() -> str:
@@ -88,6 +93,9 @@ class Ownership:
         self._free_rounds: dict[str, int] = {}
         self._lost: set[str] = set()
         self._round = asyncio.Lock()
+        self._rounds = 0
+        self._seen_since: dict[str, int] = {}
+        self.settled: list[str] = [node]
         self.log = structlog.get_logger().bind(node=node)
 
     @property
@@ -109,6 +117,7 @@ class Ownership:
         try:
             await self.state.heartbeat(self.node, self.ttl)
             self.nodes = await self.state.live_nodes() or [self.node]
+            self._settle()
         except Exception as err:
             self.log.warning("lease.round_failed", error=repr(err))
             await self._give_up_stale()
@@ -130,7 +139,7 @@ class Ownership:
         if held is not None:
             if name in self._lost:
                 await self._drop(name, runtime, "fenced")
-            elif preferred != self.node and preferred in self.nodes:
+            elif preferred_node(name, self.settled) != self.node:
                 await self._drop(name, runtime, "handover", release=True)
             elif await self.state.renew(lease, self.node, held.epoch, self.ttl):
                 held.renewed_at = asked  # the lease runs from when we asked, not answered
@@ -195,6 +204,19 @@ class Ownership:
             await self.state.release(connector_lease(name), self.node, held.epoch)
         except Exception as err:  # it expires by itself
             self.log.warning("lease.release_failed", connector=name, error=repr(err))
+
+    def _settle(self) -> None:
+        """Note since which round each live node has been seen without a gap."""
+        self._rounds += 1
+        live = set(self.nodes)
+        self._seen_since = {n: r for n, r in self._seen_since.items() if n in live}
+        for node in live:
+            self._seen_since.setdefault(node, self._rounds)
+        self.settled = sorted(
+            n
+            for n, since in self._seen_since.items()
+            if n == self.node or self._rounds - since >= SETTLE_STEPS
+        )
 
     def _gauge(self, name: str, owned: int) -> None:
         if self.metrics is not None:

@@ -116,3 +116,17 @@ async def test_a_fenced_write_makes_the_daemon_give_the_connector_up(state):
     assert [kind for kind, _ in runtimes["only"].history] == ["own", "disown", "own"]
     first, second = runtimes["only"].history[0][1], runtimes["only"].history[2][1]
     assert second is not None and first is not None and second > first
+
+
+async def test_connectors_move_to_a_new_daemon_only_once_it_stayed_alive(state):
+    a_runtimes = {name: FakeRuntime() for name in NAMES}
+    a = daemon(state, "node-a", a_runtimes, [])
+    b = daemon(state, "node-b", {name: FakeRuntime() for name in NAMES}, [])
+    await a.step()
+    await b.step()  # b's first heartbeat
+    await a.step()  # a sees b for the first time: a blip must not move anything yet
+    assert sorted(a.held) == sorted(NAMES)
+    await b.step()
+    await a.step()  # b stayed alive: what prefers b moves
+    assert 0 < len(a.held) < len(NAMES)
+    assert all(preferred_node(n, ["node-a", "node-b"]) == "node-a" for n in a.held)
