@@ -215,7 +215,7 @@ class Ownership:
         self.settled = sorted(
             n
             for n, since in self._seen_since.items()
-            if n == self.node or self._rounds - since >= SETTLE_STEPS
+            if n == self.node or self._rounds - since + 1 >= SETTLE_STEPS
         )
 
     def _gauge(self, name: str, owned: int) -> None:
