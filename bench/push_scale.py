@@ -48,6 +48,9 @@ sys.path.insert(0, str(HERE))
 
 import pushload  # noqa: E402 - found through the line above
 import segment_pendo as sp  # noqa: E402
+from benchkit import free_port, percentile, stop, wait_port  # noqa: E402
+from messages import BATCH_SIZE, WRITE_KEY, batch_bodies  # noqa: E402
+from pendo_sink import TRACK_SECRET  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECTOR = "bench"
@@ -129,12 +132,12 @@ destination = {{ type = "warehouse", url = "sqlite:///{directory / "warehouse.db
 
 def pendo_connector(_directory: Path, sink: str) -> str:
     return f"""[connectors.{CONNECTOR}]
-source = {{ type = "segment.http", write_key = "{sp.WRITE_KEY}" }}
+source = {{ type = "segment.http", write_key = "{WRITE_KEY}" }}
 mapping = [{{ type = "segment.to_pendo" }}]
 
 [connectors.{CONNECTOR}.destination]
 type = "pendo"
-track_secret = "{sp.TRACK_SECRET}"
+track_secret = "{TRACK_SECRET}"
 integration_key = "{sp.INTEGRATION_KEY}"
 base_url = "{sink}"
 """
@@ -170,7 +173,7 @@ class Scenario:
     delivered: Callable[[Path, str], int]
 
 
-BASIC = "Basic " + base64.b64encode(f"{sp.WRITE_KEY}:".encode()).decode()
+BASIC = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 SCENARIOS = [
     Scenario(
         "webhook_warehouse",
@@ -204,7 +207,7 @@ def daemon_configs(setup: Setup, scenario: Scenario, directory: Path, state: str
         workers = f"workers = {setup.workers}\n" if setup.workers > 1 else ""
         path = home / "connectors.toml"
         path.write_text(
-            f'[daemon]\nstate = "{state}"\nlisten = "127.0.0.1:{sp.free_port()}"\n'
+            f'[daemon]\nstate = "{state}"\nlisten = "127.0.0.1:{free_port()}"\n'
             f'log_format = "json"\nlog_level = "info"\n{node}{workers}\n'
             + scenario.connector(directory, sink),
             encoding="utf-8",
@@ -256,7 +259,7 @@ async def measure(
         load = await pushload.timed_load(
             [u + scenario.path for u in urls],
             bodies,
-            sp.BATCH_SIZE,
+            BATCH_SIZE,
             scenario.headers,
             settings.senders,
             settings.seconds,
@@ -282,8 +285,8 @@ async def measure(
         processes=setup.processes,
         accepted=load.accepted,
         accepted_per_second=pushload.per_second(load.accepted, load.seconds),
-        p50_ms=round(sp.percentile(load.latencies, 0.50) * 1000, 1),
-        p99_ms=round(sp.percentile(load.latencies, 0.99) * 1000, 1),
+        p50_ms=round(percentile(load.latencies, 0.50) * 1000, 1),
+        p99_ms=round(percentile(load.latencies, 0.99) * 1000, 1),
         errors=load.errors,
         cpu_percent=round(100 * cpu / load.seconds),
         driver_cpu_percent=round(100 * driver_cpu / load.seconds),
@@ -309,7 +312,7 @@ def template_bodies() -> pushload.Bodies:
     """Batches of ``segment_pendo``'s track messages (valid for the webhook source as
     well), their message ids numbered per batch."""
     marker = b"BATCHNUMBER0"
-    batch = orjson.loads(sp.batch_bodies(1)[0])
+    batch = orjson.loads(batch_bodies(1)[0])
     for index, message in enumerate(batch["batch"]):
         message["messageId"] = f"{marker.decode()}-{index:03d}"
     return pushload.Bodies(orjson.dumps(batch), marker)
@@ -323,7 +326,7 @@ async def run(settings: Settings, setups: list[Setup], scenarios: list[Scenario]
         print(f"PostgreSQL configurations skipped: {skipped}", flush=True)
         setups = [s for s in setups if not s.postgres]
     bodies = template_bodies()
-    sink_port = sp.free_port()
+    sink_port = free_port()
     sink_process = subprocess.Popen(
         [sys.executable, sp.__file__, "--role", "sink", str(sink_port)],
         stdout=subprocess.DEVNULL,
@@ -333,7 +336,7 @@ async def run(settings: Settings, setups: list[Setup], scenarios: list[Scenario]
     rows: list[Row] = []
     started = time.monotonic()
     try:
-        sp.wait_port(sink_port)
+        wait_port(sink_port)
         for index in range(settings.rounds):
             for scenario in scenarios:
                 for setup in setups:
@@ -345,11 +348,11 @@ async def run(settings: Settings, setups: list[Setup], scenarios: list[Scenario]
                     )
                     rows.append(row)
     finally:
-        sp.stop(sink_process)
+        stop(sink_process)
     return {
         "benchmark": "push_scale",
         "settings": asdict(settings),
-        "message_bytes": len(bodies.template) // sp.BATCH_SIZE,
+        "message_bytes": len(bodies.template) // BATCH_SIZE,
         "postgres_skipped": skipped,
         "load_average": pushload.load_average(),
         "rows": [asdict(r) for r in rows],
@@ -403,7 +406,7 @@ def report(result: dict[str, Any]) -> str:
     rows = [Row(**r) for r in result["rows"]]
     out = [
         f"push for {settings['seconds']:g} s per configuration, {settings['senders']} "
-        f"connections, batches of {sp.BATCH_SIZE} messages (~{result['message_bytes']} "
+        f"connections, batches of {BATCH_SIZE} messages (~{result['message_bytes']} "
         f"bytes each); load average at the end {result['load_average']}",
     ]
     for index, checks in enumerate(result["targets"]):

@@ -36,6 +36,9 @@ from typing import Any
 
 import aiohttp
 import segment_pendo as base
+from benchkit import free_port, stop, wait_port
+from messages import BATCH_SIZE, batch_bodies
+from pendo_sink import TRACK_SECRET, SinkProtocol
 
 FIXED = 32
 
@@ -54,7 +57,7 @@ class Result:
     dead_letters_or_lost: int
 
 
-class BucketProtocol(base.SinkProtocol):
+class BucketProtocol(SinkProtocol):
     """The Pendo stand-in with a token bucket in front of it."""
 
     rate = 200.0
@@ -73,7 +76,7 @@ class BucketProtocol(base.SinkProtocol):
             cls.ok = cls.limited = 0
             cls.tokens, cls.stamp = 0.0, time.monotonic()
             body, status = b"reset", b"200 OK"
-        elif headers.get("x-pendo-integration-key") != base.TRACK_SECRET:
+        elif headers.get("x-pendo-integration-key") != TRACK_SECRET:
             body, status = b"bad key", b"401 Unauthorized"
         else:
             now = time.monotonic()
@@ -126,7 +129,7 @@ async def measure(rate: int, mode: str, seconds: float, pin: bool) -> Result:
     from connectord.testing import DaemonProcess
 
     settings = base.Settings(messages=int(rate * seconds) // 100 * 100, pin=pin)
-    sink_port = base.free_port()
+    sink_port = free_port()
     with base.on_cpu(base.DRIVER_CPU, settings):
         sink_process = subprocess.Popen(
             [sys.executable, str(Path(__file__)), "--role", "bucket", str(sink_port), str(rate)],
@@ -135,9 +138,9 @@ async def measure(rate: int, mode: str, seconds: float, pin: bool) -> Result:
         )
     sink = f"http://127.0.0.1:{sink_port}"
     try:
-        base.wait_port(sink_port)
+        wait_port(sink_port)
         with tempfile.TemporaryDirectory(prefix="connectord-bench-") as tmp:
-            port = base.free_port()
+            port = free_port()
             daemon = DaemonProcess(daemon_config(Path(tmp), port, sink, mode), ready_timeout=90)
             with base.on_cpu(base.SUT_CPU, settings):
                 daemon.start(wait=False)
@@ -147,13 +150,13 @@ async def measure(rate: int, mode: str, seconds: float, pin: bool) -> Result:
             finally:
                 daemon.stop()
     finally:
-        base.stop(sink_process)
+        stop(sink_process)
 
 
 async def _run(
     rate: int, mode: str, seconds: float, settings: base.Settings, url: str, sink: str
 ) -> Result:
-    bodies = base.batch_bodies(settings.messages // base.BATCH_SIZE)
+    bodies = batch_bodies(settings.messages // BATCH_SIZE)
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{sink}/_reset") as response:
             await response.read()

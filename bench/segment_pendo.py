@@ -27,27 +27,23 @@ import asyncio
 import base64
 import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from benchkit import free_port, peak_rss_kib, percentile, stop, wait_port
+from messages import BATCH_SIZE, WRITE_KEY, batch_bodies, pendo_event
 from paced import measure_paced
+from pendo_sink import TRACK_SECRET, serve_sink
 
-WRITE_KEY = "bench-write-key-0001"
-TRACK_SECRET = "bench-track-secret"
 INTEGRATION_KEY = "bench-integration-key"
-BATCH_SIZE = 100
 SYNCHRONOUS = "NORMAL"  # what connectord's default durability ("process") uses
 BUDGET_SECONDS = 55.0
 """The whole benchmark stays under a minute: no round starts that would not fit."""
@@ -94,64 +90,6 @@ class Measurement:
     """Accept latency in the paced phase: ``offered`` msg/s while the backlog delivers."""
     paced_p99_ms: float = float("nan")
     paced_delivered_per_second: float = float("nan")
-
-
-# --- the sink: a Pendo /data/track stand-in that discards ---------------------------------
-
-
-class SinkProtocol(asyncio.Protocol):
-    """Minimal HTTP/1.1 keep-alive server: checks the Pendo key header, counts, answers
-    200. Written on a bare protocol so that the sink is never the bottleneck."""
-
-    count = 0
-    refused = 0
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].decode("latin-1")
-            lines = head.split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0"))
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            self.respond(lines[0], headers)
-
-    def respond(self, request_line: str, headers: dict[str, str]) -> None:
-        assert self.transport is not None
-        if request_line.startswith("GET /_count"):
-            body = f"{SinkProtocol.count} {SinkProtocol.refused}".encode()
-            status = b"200 OK"
-        elif headers.get("x-pendo-integration-key") == TRACK_SECRET:
-            SinkProtocol.count += 1
-            body, status = b"OK", b"200 OK"
-        else:
-            SinkProtocol.refused += 1
-            body, status = b"bad key", b"401 Unauthorized"
-        self.transport.write(
-            b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-        )
-
-
-async def serve_sink(port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(SinkProtocol, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
 
 
 # --- the minimal pipeline --------------------------------------------------------------------
@@ -221,51 +159,6 @@ async def serve_minimal(port: int, database: str, sink: str) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await reader()
-
-
-def pendo_event(message: dict[str, Any]) -> bytes:
-    """The same Pendo track body the daemon sends, built the shortest way."""
-    context = message.get("context", {})
-    moment = datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
-    return orjson.dumps(
-        {
-            "type": "track",
-            "event": message["event"],
-            "visitorId": message["userId"],
-            "timestamp": int(moment.timestamp() * 1000),
-            "properties": message.get("properties", {}),
-            "context": {"ip": context.get("ip"), "userAgent": context.get("userAgent")},
-        }
-    )
-
-
-# --- load ------------------------------------------------------------------------------------
-
-
-def batch_bodies(count: int) -> list[bytes]:
-    """Distinct batch bodies of 100 track messages each, as analytics-python sends."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    bodies = []
-    for b in range(count):
-        messages = [
-            {
-                "type": "track",
-                "event": "Order Completed",
-                "userId": f"user-{(b * BATCH_SIZE + i) % 5000}",
-                "properties": {"orderId": f"o-{b}-{i}", "total": 42.5, "currency": "EUR"},
-                "context": {
-                    "library": {"name": "analytics-python", "version": "2.3.4"},
-                    "ip": "203.0.113.9",
-                    "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
-                },
-                "integrations": {},
-                "timestamp": now,
-                "messageId": str(uuid.uuid4()),
-            }
-            for i in range(BATCH_SIZE)
-        ]
-        bodies.append(orjson.dumps({"batch": messages, "sentAt": now, "writeKey": WRITE_KEY}))
-    return bodies
 
 
 async def load(
@@ -339,29 +232,6 @@ async def measure(
     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def peak_rss_kib(pid: int) -> int:
-    """VmHWM: the process's peak resident set size."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def can_pin(settings: Settings) -> bool:
     return settings.pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
 
@@ -387,25 +257,6 @@ def start_role(role: str, *args: str, cpu: int, settings: Settings) -> subproces
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def daemon_config(directory: Path, port: int, sink: str) -> Path:
