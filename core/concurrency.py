@@ -114,7 +114,7 @@ class Controller:
         self._back_pressure = False
         self._reached_limit = False
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._queue = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
         if on_change is not None:
             on_change(self.limit)
 
@@ -131,28 +131,29 @@ class Controller:
 
     async def acquire(self) -> None:
         """Wait for the pacer (a ``Retry-After`` pause, the learned rate) and a free
-        slot, then take both. Callers queue in order, so that one timer paces them all
+        slot, then hold both. Callers are served in order: a waiting caller is handed its
+        slot directly when one frees (`_wake`), with one wake-up, so that saturated
+        delivery spends no extra event-loop turns per request; one timer paces them all
         and no request holds a slot while it waits for the rate."""
-        async with self._queue:
-            while True:
-                delay = self.pacer.wait()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif self.in_flight < self.limit:
-                    break
-                else:
-                    await self._slot_freed()
-            self.pacer.take()
-            self.start()
-
-    async def _slot_freed(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+        if not self._waiters and self.in_flight < self.limit and self.pacer.wait() <= 0:
+            self._grant()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._wake()
         try:
             await waiter
-        finally:
-            if waiter in self._waiters:
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted, then cancelled
+                self.in_flight -= 1
+                self._wake()
+            elif waiter in self._waiters:
                 self._waiters.remove(waiter)
+            raise
+
+    def _grant(self) -> None:
+        self.pacer.take()
+        self.start()
 
     def start(self) -> None:
         self.in_flight += 1
@@ -238,12 +239,23 @@ class Controller:
         self._wake()
 
     def _wake(self) -> None:
-        free = self.limit - self.in_flight
-        while free > 0 and self._waiters:
+        """Hand free slots to waiting callers, first come first served, as far as the
+        pacer allows now; when it asks to wait, one timer wakes this again."""
+        while self._waiters and self.in_flight < self.limit:
+            delay = self.pacer.wait()
+            if delay > 0:
+                if self._timer is None:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(delay, self._timer_fired)
+                return
             waiter = self._waiters.popleft()
             if not waiter.done():
+                self._grant()
                 waiter.set_result(None)
-                free -= 1
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wake()
 
     # --- HTTP -----------------------------------------------------------------------------
 
