@@ -122,12 +122,12 @@ async def test_the_progress_counts_days_of_the_plan(emulator_server):
     assert units_of(source) == (10, 10)
 
 
-def test_connectord_sync_shows_days_done_of_total(tmp_path, emulator_server):
-    data = sparse(days=12)
-    emulator = CleverTapEmulator(data, concurrency=3, latency=0.01)
+def backfill_config(tmp_path, emulator_server, latency: float):
+    """A manual 12-day sparse backfill into an SQLite warehouse, against the emulator."""
+    emulator = CleverTapEmulator(sparse(days=12), concurrency=3, latency=latency)
     server = emulator_server(emulator)
     options = source_options(emulator, server.url, events=NAMES)
-    config = write_config(
+    return write_config(
         tmp_path,
         f"""
 [connectors.backfill]
@@ -136,6 +136,10 @@ source = {{ type = "clevertap.events", {toml_inline(options)[2:-2]} }}
 destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
 """,
     )
+
+
+def test_connectord_sync_shows_days_done_of_total(tmp_path, emulator_server):
+    config = backfill_config(tmp_path, emulator_server, latency=0.01)
     result = sync(config, "backfill")
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"^\d+/12 days, \d+ read, \d+ delivered, 0 rejected", result.stderr, re.M)
@@ -144,19 +148,7 @@ destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
 def test_sync_through_the_running_daemon_shows_the_daemons_days(tmp_path, emulator_server):
     """The daemon owns the connector, so `sync` asks it to run and follows the run from
     another process: the days done/total come from what the daemon's run publishes."""
-    data = sparse(days=12)
-    emulator = CleverTapEmulator(data, concurrency=3, latency=0.05)
-    server = emulator_server(emulator)
-    options = source_options(emulator, server.url, events=NAMES)
-    config = write_config(
-        tmp_path,
-        f"""
-[connectors.backfill]
-schedule = "manual"
-source = {{ type = "clevertap.events", {toml_inline(options)[2:-2]} }}
-destination = {{ type = "warehouse", url = "sqlite:///bi.db" }}
-""",
-    )
+    config = backfill_config(tmp_path, emulator_server, latency=0.05)
     with DaemonProcess(config):
         result = sync(config, "backfill")
     assert result.returncode == 0, result.stderr[-2000:]
