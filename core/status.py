@@ -152,20 +152,27 @@ async def _collect_shared(config: Config) -> dict[str, Any]:
 
 async def _shared_notices(state: Any, name: str, connector: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for spec in (connector.source, *connector.mappings, connector.destination):
+    for spec in _plugins(connector):
         stored = await state.scan_state(state_namespace(name, spec.type), NOTICE_PREFIX)
-        for key, value in sorted(stored.items()):
-            found[f"{spec.type} {key[len(NOTICE_PREFIX) :]}"] = value
+        found.update(_labelled(spec.type, stored))
     return found
+
+
+def _plugins(connector: Any) -> tuple[Any, ...]:
+    return (connector.source, *connector.mappings, connector.destination)
+
+
+def _labelled(plugin: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """``notice:<key>`` state keys as ``"<plugin type> <key>": value``."""
+    return {f"{plugin} {key[len(NOTICE_PREFIX) :]}": v for key, v in sorted(stored.items())}
 
 
 def _notices(store: Store, name: str, connector: Any) -> dict[str, Any]:
     """Every plugin's ``notice:*`` state keys, as ``"<plugin type> <key>": value``."""
     found: dict[str, Any] = {}
-    for spec in (connector.source, *connector.mappings, connector.destination):
+    for spec in _plugins(connector):
         stored = store.scan_state(state_namespace(name, spec.type), NOTICE_PREFIX)
-        for key, value in sorted(stored.items()):
-            found[f"{spec.type} {key[len(NOTICE_PREFIX) :]}"] = value
+        found.update(_labelled(spec.type, stored))
     return found
 
 
