@@ -104,6 +104,7 @@ class Daemon(ConnectorSupervision, DaemonLoops):
             self._owned,
             metrics=self.metrics,
         )
+        self.metrics.node_info.labels(self.node).set(1)
         if daemon.workers > 1 and not is_worker():
             self.workers = Workers(self.config_path, daemon.workers)
             self.workers.start()

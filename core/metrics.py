@@ -91,6 +91,13 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.node_info = Gauge(
+            "connectord_node_info",
+            "1, labelled with this daemon's node name (`[daemon] node`): join it on "
+            "`instance` to see every series of this /metrics by node.",
+            ["node"],
+            registry=r,
+        )
         self.connector_owned = Gauge(
             "connectord_connector_owned",
             "1 while this daemon (node) holds the connector's lease: it drains the queue and "

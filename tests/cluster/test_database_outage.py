@@ -10,6 +10,7 @@ reaches the sink after the database is back, and the daemons take requests again
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
@@ -44,6 +45,9 @@ delivery = {{ retry_initial = 0.1, retry_max = 0.5 }}
             )
             try:
                 cluster.start()
+                for address, node in zip(cluster.addresses, ["node-a", "node-b"], strict=True):
+                    metrics = urllib.request.urlopen(f"http://{address}/metrics").read()
+                    assert f'connectord_node_info{{node="{node}"}} 1.0'.encode() in metrics
                 pusher = Pusher(cluster.addresses, ["relay"], TOKEN, interval=0.01)
                 pusher.start()
                 wait_until(lambda: pusher.acknowledged() > 50, 20, "requests taken")
