@@ -128,7 +128,6 @@ class ConnectorSupervision:
             return
         assert isinstance(self.state, SqliteBackend)
         if await self.state.lock_connector(name):
-            await self.state.expire_lease(name)  # a killed predecessor's lease
             return
         holder = await self.state.connector_locker(name)
         self.log.error(

@@ -66,10 +66,8 @@ async def run_sync(
 
 async def _claim(state: StateBackend, name: str, ttl: float) -> int | str:
     """The lease's epoch when this process may run the connector, else who runs it."""
-    if isinstance(state, SqliteBackend):
-        if not await state.lock_connector(name):
-            return f"pid {await state.connector_locker(name)}"
-        await state.expire_lease(name)  # a killed predecessor's lease
+    if isinstance(state, SqliteBackend) and not await state.lock_connector(name):
+        return f"pid {await state.connector_locker(name)}"
     epoch = await state.acquire(connector_lease(name), _NODE, ttl)
     if epoch is not None:
         return epoch

@@ -43,14 +43,14 @@ class _OneDaemonPerFile:
 
     async def lock_connector(self, connector: str) -> bool:
         """The OS-level claim a lone daemon makes on a connector of this file, so that a
-        second daemon started on the same file by mistake refuses to run it."""
-        return await self.store.write(Store.acquire_lock, connector_lease(connector))
-
-    async def expire_lease(self, connector: str) -> None:
-        """End the connector's lease whoever holds it, keeping its epoch (so the next
-        acquisition fences the old holder). Only for the process that holds
-        `lock_connector`: the OS lock proves the previous holder's process is gone."""
+        second daemon started on the same file by mistake refuses to run it. Once held,
+        the connector's lease is ended whoever holds it, keeping its epoch (the next
+        acquisition fences the old holder): the OS lock proves that holder's process is
+        gone, so a restart after ``kill -9`` need not wait for its lease to expire."""
+        if not await self.store.write(Store.acquire_lock, connector_lease(connector)):
+            return False
         await self._write(ops.expire, connector_lease(connector))
+        return True
 
     async def unlock_connector(self, connector: str) -> None:
         await self.store.write(Store.release_lock, connector_lease(connector))
