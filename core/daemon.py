@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import __version__, cors, systemd
+from . import __version__, cors, heap, systemd
 from .backends import StateBackend
 from .config import Config, ConfigError, load_config
 from .connector import ConnectorRuntime
@@ -62,6 +62,7 @@ class Daemon(ConnectorSupervision, DaemonLoops):
     # --- entry point ------------------------------------------------------------------
 
     async def run(self) -> int:
+        heap.tune()
         try:
             self.config = load_config(self.config_path, self.registry)
         except ConfigError as err:
@@ -130,6 +131,7 @@ class Daemon(ConnectorSupervision, DaemonLoops):
                 "daemon.ready",
                 listen=daemon.listen,
                 connectors=sorted(c.name for c in self.config.enabled()),
+                frozen_objects=heap.settle(),
             )
             await self.stop_event.wait()
         await self._shutdown()

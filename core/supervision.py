@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import systemd
+from . import heap, systemd
 from .backends import StateBackend
 from .backends.sqlite import SqliteBackend
 from .config import Config, ConfigError, ConnectorConfig, load_config
@@ -251,6 +251,12 @@ class ConnectorSupervision:
             for name in changed + added:
                 self._supervise(wanted[name])
             set_secrets(new.secrets)
-            self.log.info("config.reloaded", added=added, removed=removed, changed=changed)
+            self.log.info(
+                "config.reloaded",
+                added=added,
+                removed=removed,
+                changed=changed,
+                frozen_objects=heap.settle(),
+            )
             await self._check_orphans()
             systemd.notify("READY=1", self._status_line())

@@ -206,6 +206,12 @@ destination = {{ type = "webhook", url = "{server.url}/hook" }}
     )
     daemon.wait_for(lambda: len(sink.received) == 2)
     assert daemon.process.poll() is None
+    settled = [
+        e["frozen_objects"]
+        for e in daemon.log_events()
+        if e.get("event") in ("daemon.ready", "config.reloaded")
+    ]
+    assert len(settled) == 2 and min(settled) > 10_000, "startup heap frozen at ready and reload"
 
 
 def test_secrets_never_reach_the_logs(connectord_daemon, emulator_server):
