@@ -135,9 +135,18 @@ class Controller:
         slot directly when one frees (`_wake`), with one wake-up, so that saturated
         delivery spends no extra event-loop turns per request; one timer paces them all
         and no request holds a slot while it waits for the rate."""
-        if not self._waiters and self.in_flight < self.limit and self.pacer.wait() <= 0:
-            self._grant()
-            return
+        if not self.take_free_slot():
+            await self._queue()
+
+    def take_free_slot(self) -> bool:
+        """Hold a slot now if one is free, nobody waits and the pacer allows a start.
+        Synchronous, so that a request that need not wait costs no coroutine."""
+        if self._waiters or self.in_flight >= self.limit or self.pacer.wait() > 0:
+            return False
+        self._grant()
+        return True
+
+    async def _queue(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake()
@@ -264,7 +273,8 @@ class Controller:
     ) -> aiohttp.ClientResponse:
         """aiohttp client middleware: every request of the connector's session takes a
         slot, and its answer feeds the rule."""
-        await self.acquire()
+        if not self.take_free_slot():
+            await self._queue()
         started = self.clock()
         try:
             response = await handler(request)
