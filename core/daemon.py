@@ -271,6 +271,7 @@ class Daemon(ConnectorSupervision, DaemonLoops):
         )
         if self.workers is not None:
             await self.workers.stop(timeout)
+        await self.ownership.leave()
         await self.state.close()
         self.log.info("daemon.stopped", timeout=timeout)
 

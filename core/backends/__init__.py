@@ -210,3 +210,6 @@ class StateBackend(Protocol):
         """Say this node is alive for ``ttl`` more seconds."""
 
     async def live_nodes(self) -> list[str]: ...
+
+    async def leave(self, node: str) -> None:
+        """This node stops cleanly: it is no longer alive for placement, at once."""

@@ -88,3 +88,6 @@ class LeaseMixin(PgAccess):
     async def live_nodes(self) -> list[str]:
         rows = await self._rows("SELECT node FROM nodes WHERE expires_at > now() ORDER BY node")
         return [r[0] for r in rows]
+
+    async def leave(self, node: str) -> None:
+        await self._count("DELETE FROM nodes WHERE node = %s", [node])

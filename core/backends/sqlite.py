@@ -272,6 +272,9 @@ class SqliteBackend(_OneDaemonPerFile):
     async def live_nodes(self) -> list[str]:
         return await self._read(ops.live_nodes)
 
+    async def leave(self, node: str) -> None:
+        await self._write(ops.leave, node)
+
 
 def _ids(ids: Iterable[int] | None) -> list[int] | None:
     return None if ids is None else list(ids)

@@ -168,6 +168,10 @@ def heartbeat(store: Store, node: str, ttl: float) -> None:
     )
 
 
+def leave(store: Store, node: str) -> None:
+    store.conn.execute("DELETE FROM nodes WHERE node = ?", [node])
+
+
 def live_nodes(store: Store) -> list[str]:
     rows = store.conn.execute(
         "SELECT node FROM nodes WHERE expires_at > ? ORDER BY node", [time.time()]

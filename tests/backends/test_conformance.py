@@ -273,6 +273,16 @@ async def test_heartbeats(db):
     assert await db.live_nodes() == ["node-a", "node-b"]
 
 
+async def test_a_node_that_leaves_is_not_live_until_its_next_heartbeat(db):
+    await db.heartbeat("node-a", 30)
+    await db.heartbeat("node-b", 30)
+    await db.leave("node-a")
+    assert await db.live_nodes() == ["node-b"]
+    await db.leave("node-a")  # leaving twice is harmless
+    await db.heartbeat("node-a", 30)
+    assert await db.live_nodes() == ["node-a", "node-b"]
+
+
 async def snapshot(db: StateBackend) -> tuple:
     return (
         await db.checkpoint("c"),

@@ -296,6 +296,7 @@ def test_the_protocol_keeps_the_sqlite_store_names():
         "holder",
         "heartbeat",
         "live_nodes",
+        "leave",
         "read_rows",  # one held-back row again (the SQLite store has it in `queue`)
         "list_queue",  # `connectord queue list|drop` (likewise)
         "drop_queue",

@@ -130,3 +130,35 @@ async def test_connectors_move_to_a_new_daemon_only_once_it_stayed_alive(state):
     await a.step()  # b stayed alive: what prefers b moves
     assert 0 < len(a.held) < len(NAMES)
     assert all(preferred_node(n, ["node-a", "node-b"]) == "node-a" for n in a.held)
+
+
+async def test_a_daemon_restarted_after_a_clean_stop_owns_everything_in_its_first_round(state):
+    """The old daemon released its leases and left: the new one (another pid, so another
+    node name) must not wait for the old node's heartbeat to expire just because the
+    rendezvous hash preferred the old name for some connectors."""
+    old_runtimes = {name: FakeRuntime() for name in NAMES}
+    old = daemon(state, "host:100", old_runtimes, [])
+    await old.step()
+    for name in NAMES:
+        await old.release(name)
+    await old.leave()
+    owned: list[str] = []
+    new = daemon(state, "host:200", {name: FakeRuntime() for name in NAMES}, owned)
+    await new.step()
+    assert sorted(owned) == sorted(NAMES)
+    assert new.describe()["nodes"] == ["host:200"]
+
+
+async def test_without_leaving_the_old_node_keeps_its_connectors_waiting(state):
+    """What `leave` prevents: a stopped node still alive by its heartbeat holds back the
+    connectors it is preferred for (the fix is only needed if this is so)."""
+    old = daemon(state, "host:100", {name: FakeRuntime() for name in NAMES}, [])
+    await old.step()
+    for name in NAMES:
+        await old.release(name)
+    owned: list[str] = []
+    new = daemon(state, "host:200", {name: FakeRuntime() for name in NAMES}, owned)
+    await new.step()
+    preferring_old = [n for n in NAMES if preferred_node(n, ["host:100", "host:200"]) == "host:100"]
+    assert preferring_old, "pick node names so that some connectors prefer the old one"
+    assert sorted(owned) == sorted(set(NAMES) - set(preferring_old))
