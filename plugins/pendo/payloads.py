@@ -11,6 +11,7 @@ Pendo has no place for at all (no visitor id, a value that is not JSON-like).
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -63,13 +64,21 @@ class Fixes:
     too_large: int | None = None
 
 
+@functools.lru_cache(maxsize=4096)
+def usable_property_name(name: str) -> bool:
+    """`name_problem` finds nothing; remembered, since every event of a kind repeats
+    the same few property names (the check runs once per property of every event)."""
+    return name_problem(name) is None
+
+
 def fit_properties(properties: dict[str, Any], fixes: Fixes) -> dict[str, Any]:
     """Event properties with every name Pendo can display; over 512 bytes of JSON they
     are still sent (Pendo keeps the event and shows "event properties JSON too large")."""
-    if all(isinstance(k, str) and name_problem(k) is None for k in properties):
-        fitted = properties
-    else:
-        fitted = _renamed(properties, "event property", fixes, const.MAX_PROPERTY_NAME)
+    fitted = properties
+    for name in properties:
+        if not isinstance(name, str) or not usable_property_name(name):
+            fitted = _renamed(properties, "event property", fixes, const.MAX_PROPERTY_NAME)
+            break
     size = len(orjson.dumps(fitted))
     if size > const.MAX_PROPERTIES_BYTES:
         fixes.too_large = size
@@ -160,23 +169,28 @@ def account_of(record: Record) -> str | None:
 def track_context(record: Record) -> dict[str, Any]:
     """Pendo's event context: ``ip``, ``userAgent``, ``url``, ``title`` when known."""
     context = record.get("context")
-    context = context if isinstance(context, dict) else {}
+    if not isinstance(context, dict):
+        context = {}
     page = context.get("page")
-    page = page if isinstance(page, dict) else {}
-    out: dict[str, Any] = {}
     if record.get("type") == "page":
         properties = record.get("properties")
         if isinstance(properties, dict):
-            page = {**page, **{k: properties[k] for k in ("url", "title") if k in properties}}
-    for key, value in (
-        ("ip", context.get("ip")),
-        ("userAgent", context.get("userAgent")),
-        ("url", page.get("url")),
-        ("title", page.get("title")),
-    ):
-        if isinstance(value, str) and value:
-            out[key] = value
+            page = {
+                **(page if isinstance(page, dict) else {}),
+                **{k: properties[k] for k in ("url", "title") if k in properties},
+            }
+    out: dict[str, Any] = {}
+    _put_text(out, "ip", context.get("ip"))
+    _put_text(out, "userAgent", context.get("userAgent"))
+    if isinstance(page, dict):
+        _put_text(out, "url", page.get("url"))
+        _put_text(out, "title", page.get("title"))
     return out
+
+
+def _put_text(out: dict[str, Any], key: str, value: Any) -> None:
+    if value and isinstance(value, str):
+        out[key] = value
 
 
 # --- metadata -----------------------------------------------------------------------
