@@ -18,8 +18,14 @@ https://vector.dev/blog/adaptive-request-concurrency/, whose controller is
   by more than `rtt_deviation_scale` standard deviations.
 - Never above the destination's declared ``max_concurrency``.
 
-Two additions to Vector's rule. A ``Retry-After`` on a 429 or 503 pauses new requests
-until it has passed, since the vendor said exactly when to come back. And vendors limit
+Three additions to Vector's rule. Like TCP, the limit starts in *slow start*: it
+doubles per clean window (limit reached, no back pressure, RTT not above its average)
+until the first back pressure, which halves it, or the first rise in latency, which
+decreases it as above; from then on it grows by +1. At +1 per window, a backlog took
+some thirty round trips to reach the concurrency a fast vendor allows, time in which
+delivery ran at a fraction of its speed after every start. A ``Retry-After`` on a 429
+or 503 pauses new requests until it has passed, since the vendor said exactly when to
+come back. And vendors limit
 requests per second, not in flight: with fast answers even one request in flight can
 exceed a limit of 200/s, and the rule above alone would keep probing into 429s. So the
 adaptive controller also paces requests at a rate learned from the 429s and the 2xx
@@ -61,6 +67,9 @@ class Settings:
     decrease_ratio: float = 0.9
     ewma_alpha: float = 0.4
     rtt_deviation_scale: float = 2.5
+    slow_start: bool = True
+    """Ours, not Vector's: double the limit per clean window until the first sign of
+    back pressure or rising latency (TCP's slow start), then go on by +1."""
 
 
 class Ewma:
@@ -113,6 +122,7 @@ class Controller:
         self._rtt_count = 0
         self._back_pressure = False
         self._reached_limit = False
+        self._slow_start = settings.slow_start and fixed is None
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         if on_change is not None:
@@ -206,6 +216,7 @@ class Controller:
                 self.past_rtt.update(current)
                 self.next_update = now + current
             elif self._back_pressure and self.fixed is None:
+                self._slow_start = False
                 self._decrease()  # refused before any baseline: still back off
                 self._reset_window(now, 0.0)
             return
@@ -226,8 +237,13 @@ class Controller:
             and current is not None
             and current <= past
         ):
-            self._set_limit(self.limit + 1)
+            step = self.limit if self._slow_start else 1
+            self._set_limit(min(self.maximum, self.limit + step))
+        elif self._back_pressure and self._slow_start:
+            self._slow_start = False  # overshot while doubling: back to half, as TCP does
+            self._set_limit(max(1, self.limit // 2))
         elif self._back_pressure or (current is not None and current > threshold):
+            self._slow_start = False
             self._decrease()
 
     def _decrease(self) -> None:

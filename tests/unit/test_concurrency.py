@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connectord.concurrency import Controller, controller_for
+from connectord.concurrency import Controller, Settings, controller_for
 from connectord.metrics import Metrics
 
 pytestmark = pytest.mark.timeout(20)
@@ -35,6 +35,20 @@ def window(c: Controller, clock: Clock, rtt: float, *, status_ok: bool = True) -
             c.finish(None, back_pressure=True)
 
 
+def whole_window(c: Controller, clock: Clock, rtt: float, *, status_ok: bool = True) -> None:
+    """Like `window`, but the window closes with its last answer, so that every answer
+    of it counts in it (with `window`, all but the first spill into the next one)."""
+    n = c.limit
+    for _ in range(n):
+        c.start()
+    closes = max(clock.now + rtt, c.next_update)
+    clock.now = max(clock.now, c.next_update - 1e-7)  # the answers carry ``rtt`` anyway
+    for i in range(n):
+        if i == n - 1:
+            clock.now = closes
+        c.finish(rtt if status_ok else None, back_pressure=not status_ok)
+
+
 def warmed(maximum: int = 50, **kwargs) -> tuple[Controller, Clock]:
     clock = Clock()
     changes: list[int] = []
@@ -44,8 +58,43 @@ def warmed(maximum: int = 50, **kwargs) -> tuple[Controller, Clock]:
     return c, clock
 
 
-def test_starts_at_one_and_adds_one_per_window_while_latency_stays_flat():
+VECTOR = Settings(slow_start=False)
+"""Vector's rule alone: +1 per window from the start."""
+
+
+def test_slow_start_doubles_per_clean_window_up_to_the_maximum():
     c, clock = warmed()
+    assert c.limit == 1
+    for _ in range(7):
+        window(c, clock, 0.010)
+    assert c.changes == [1, 2, 4, 8, 16, 32, 50]  # type: ignore[attr-defined]
+
+
+def test_back_pressure_in_slow_start_halves_then_grows_by_one():
+    c, clock = warmed()
+    for _ in range(5):
+        whole_window(c, clock, 0.010)
+    assert c.limit == 32
+    whole_window(c, clock, 0.010, status_ok=False)
+    assert c.limit == 16  # TCP halves on loss in slow start
+    whole_window(c, clock, 0.010)
+    whole_window(c, clock, 0.010)
+    assert c.limit == 18
+
+
+def test_rising_latency_in_slow_start_decreases_and_ends_it():
+    c, clock = warmed()
+    for _ in range(4):
+        whole_window(c, clock, 0.010)
+    assert c.limit == 16
+    whole_window(c, clock, 0.050)
+    assert c.limit == 14  # int(16 * 0.9)
+    whole_window(c, clock, 0.010)
+    assert c.limit == 15
+
+
+def test_starts_at_one_and_adds_one_per_window_while_latency_stays_flat():
+    c, clock = warmed(settings=VECTOR)
     assert c.limit == 1
     for expected in range(2, 8):
         window(c, clock, 0.010)
@@ -70,7 +119,7 @@ def test_no_increase_without_demand_for_more():
 
 
 def test_429_decreases_multiplicatively():
-    c, clock = warmed()
+    c, clock = warmed(settings=VECTOR)
     for _ in range(19):
         window(c, clock, 0.010)
     assert c.limit == 20
@@ -97,7 +146,7 @@ def test_back_pressure_before_any_baseline_still_decreases():
 
 
 def test_rising_latency_beyond_the_deviation_decreases():
-    c, clock = warmed()
+    c, clock = warmed(settings=VECTOR)
     for _ in range(9):
         window(c, clock, 0.010)
     assert c.limit == 10
