@@ -212,4 +212,7 @@ class StateBackend(Protocol):
     async def live_nodes(self) -> list[str]: ...
 
     async def leave(self, node: str) -> None:
-        """This node stops cleanly: it is no longer alive for placement, at once."""
+        """This node stops cleanly: it is no longer alive for placement, at once. Unless
+        another process heartbeated under the same name since this one last did (a
+        worker or a daemon restarted with a fixed ``node`` name while this one stops):
+        that one is alive."""

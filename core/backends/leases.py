@@ -13,6 +13,8 @@ transaction mode hands sessions to other clients.
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import AsyncConnection
 
 from . import LeaseInfo, StaleEpoch, connector_lease
@@ -52,6 +54,9 @@ async def fence(conn: AsyncConnection, connector: str, epoch: int) -> None:
 
 
 class LeaseMixin(PgAccess):
+    _heartbeats: dict[str, Any]
+    """Each node's last heartbeat time from this process (the database's), for `leave`."""
+
     async def acquire(self, name: str, node: str, ttl: float) -> int | None:
         row = await self._row(_ACQUIRE, {"name": name, "node": node, "ttl": float(ttl)})
         return int(row[0]) if row else None
@@ -78,16 +83,21 @@ class LeaseMixin(PgAccess):
         return LeaseInfo(name, row[0], int(row[1]), float(row[2])) if row else None
 
     async def heartbeat(self, node: str, ttl: float) -> None:
-        await self._count(
+        row = await self._row(
             "INSERT INTO nodes (node, first_seen_at, seen_at, expires_at) "
             "VALUES (%(node)s, now(), now(), now() + make_interval(secs => %(ttl)s)) "
-            "ON CONFLICT (node) DO UPDATE SET seen_at = now(), expires_at = excluded.expires_at",
+            "ON CONFLICT (node) DO UPDATE SET seen_at = now(), expires_at = excluded.expires_at "
+            "RETURNING seen_at",
             {"node": node, "ttl": float(ttl)},
         )
+        if row is not None:
+            self._heartbeats[node] = row[0]
 
     async def live_nodes(self) -> list[str]:
         rows = await self._rows("SELECT node FROM nodes WHERE expires_at > now() ORDER BY node")
         return [r[0] for r in rows]
 
     async def leave(self, node: str) -> None:
-        await self._count("DELETE FROM nodes WHERE node = %s", [node])
+        seen_at = self._heartbeats.pop(node, None)
+        if seen_at is not None:
+            await self._count("DELETE FROM nodes WHERE node = %s AND seen_at = %s", [node, seen_at])

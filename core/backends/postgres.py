@@ -84,6 +84,7 @@ class PostgresBackend(LeaseMixin, RunsStateMixin):
         self._pool = ConnectionPool(conninfo(url, password_file=password_file), pool_size)
         self._migrate = migrate
         self._known_heads: set[str] = set()
+        self._heartbeats = {}
         self._group = GroupCommit(self._enqueue_group)
 
     def redacted_url(self) -> str:

@@ -67,6 +67,8 @@ class SqliteBackend(_OneDaemonPerFile):
         self.path = Path(path)
         self.store = AsyncStore(self.path, durability=durability)
         self._group = GroupCommit(lambda batch: self._write(Store.enqueue_many, batch))
+        self._heartbeats: dict[str, float] = {}
+        """Each node's last heartbeat from this process, for `leave`."""
 
     async def open(self) -> None:
         """Processes starting together open the file one at a time: creating the file,
@@ -267,13 +269,15 @@ class SqliteBackend(_OneDaemonPerFile):
         return await self._read(ops.holder, name)
 
     async def heartbeat(self, node: str, ttl: float) -> None:
-        await self._write(ops.heartbeat, node, ttl)
+        self._heartbeats[node] = await self._write(ops.heartbeat, node, ttl)
 
     async def live_nodes(self) -> list[str]:
         return await self._read(ops.live_nodes)
 
     async def leave(self, node: str) -> None:
-        await self._write(ops.leave, node)
+        seen_at = self._heartbeats.pop(node, None)
+        if seen_at is not None:
+            await self._write(ops.leave, node, seen_at)
 
 
 def _ids(ids: Iterable[int] | None) -> list[int] | None:

@@ -158,7 +158,8 @@ def holder(store: Store, name: str) -> LeaseInfo | None:
     return LeaseInfo(name, row[0], int(row[1]), float(row[2]) - now) if row else None
 
 
-def heartbeat(store: Store, node: str, ttl: float) -> None:
+def heartbeat(store: Store, node: str, ttl: float) -> float:
+    """Returns the heartbeat's time, which `leave` needs."""
     now = time.time()
     store.conn.execute(
         "INSERT INTO nodes (node, first_seen_at, seen_at, expires_at) VALUES (?, ?, ?, ?) "
@@ -166,10 +167,11 @@ def heartbeat(store: Store, node: str, ttl: float) -> None:
         "expires_at = excluded.expires_at",
         [node, now, now, now + float(ttl)],
     )
+    return now
 
 
-def leave(store: Store, node: str) -> None:
-    store.conn.execute("DELETE FROM nodes WHERE node = ?", [node])
+def leave(store: Store, node: str, seen_at: float) -> None:
+    store.conn.execute("DELETE FROM nodes WHERE node = ? AND seen_at = ?", [node, seen_at])
 
 
 def live_nodes(store: Store) -> list[str]:

@@ -283,6 +283,19 @@ async def test_a_node_that_leaves_is_not_live_until_its_next_heartbeat(db):
     assert await db.live_nodes() == ["node-a", "node-b"]
 
 
+async def test_leaving_spares_a_newer_incarnation_of_the_same_node(opener):
+    """A worker restarted under a fixed node name heartbeats while the old one still
+    stops: the old one leaving must not take the new one out of the live nodes."""
+    old, new = await opener(), await opener()
+    await old.heartbeat("w/1", 30)
+    await asyncio.sleep(0.01)
+    await new.heartbeat("w/1", 30)
+    await old.leave("w/1")
+    assert await new.live_nodes() == ["w/1"]
+    await new.leave("w/1")
+    assert await new.live_nodes() == []
+
+
 async def snapshot(db: StateBackend) -> tuple:
     return (
         await db.checkpoint("c"),
