@@ -25,11 +25,11 @@ decreases it as above; from then on it grows by +1. At +1 per window, a backlog 
 some thirty round trips to reach the concurrency a fast vendor allows, time in which
 delivery ran at a fraction of its speed after every start. A ``Retry-After`` on a 429
 or 503 pauses new requests until it has passed, since the vendor said exactly when to
-come back. And vendors limit
-requests per second, not in flight: with fast answers even one request in flight can
-exceed a limit of 200/s, and the rule above alone would keep probing into 429s. So the
-adaptive controller also paces requests at a rate learned from the 429s and the 2xx
-rate before them (`connectord.pacing`): a request waits for the pacer, then for a slot.
+come back. And vendors limit requests per second, not in flight: with fast answers
+even one request in flight can exceed a limit of 200/s, and the rule above alone would
+keep probing into 429s. So the adaptive controller also paces requests at a rate
+learned from the 429s and the 2xx rate before them (`connectord.pacing`): a request
+waits for the pacer, then for a slot.
 
 `Controller` is a plain state machine: its clock is injectable so that the unit tests
 (``tests/unit/test_concurrency.py``) drive it without sleeping.

@@ -127,11 +127,12 @@ class Daemon(ConnectorSupervision, DaemonLoops):
             self._spawn(self._watch_orphans(), "orphans")
             if is_worker() and self.workers is None:  # a worker, not the supervisor
                 self._spawn(follow_supervisor(self.stop_event, self.request_stop), "supervisor")
+            frozen = heap.settle()  # what startup built is never garbage: freeze it
             self.log.info(
                 "daemon.ready",
                 listen=daemon.listen,
                 connectors=sorted(c.name for c in self.config.enabled()),
-                frozen_objects=heap.settle(),
+                frozen_objects=frozen,
             )
             await self.stop_event.wait()
         await self._shutdown()

@@ -51,7 +51,8 @@ async def _same_origin_redirects_only(
 
 
 def _checked(middleware: Any) -> Any:
-    """``middleware`` with the redirect check after it, as one middleware.
+    """``middleware`` with the redirect check after it, as one middleware (the
+    outermost, so that the check sees what the others let through).
 
     aiohttp runs each session middleware as a coroutine of its own, behind a closure it
     builds for every request: at thousands of requests a second (one per Pendo event)
@@ -101,9 +102,9 @@ def new_session(
         connector=aiohttp.TCPConnector(limit=limit, ssl=True),
         headers={"User-Agent": USER_AGENT},
         raise_for_status=False,
-        middlewares=(_checked(middlewares[0]),)
-        if len(middlewares) == 1
-        else (_same_origin_redirects_only, *middlewares),
+        middlewares=(_checked(middlewares[0]), *middlewares[1:])
+        if middlewares
+        else (_same_origin_redirects_only,),
     )
 
 

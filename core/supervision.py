@@ -251,12 +251,13 @@ class ConnectorSupervision:
             for name in changed + added:
                 self._supervise(wanted[name])
             set_secrets(new.secrets)
+            frozen = heap.settle()  # the new connectors' objects; the old ones' are freed
             self.log.info(
                 "config.reloaded",
                 added=added,
                 removed=removed,
                 changed=changed,
-                frozen_objects=heap.settle(),
+                frozen_objects=frozen,
             )
             await self._check_orphans()
             systemd.notify("READY=1", self._status_line())
