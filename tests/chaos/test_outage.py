@@ -131,6 +131,13 @@ request_timeout = {REQUEST_TIMEOUT}
         message="every acknowledged record delivered after the outage",
     )
     caught_up = time.time() - outage_end
+    # The sink counts a request when it arrives; the daemon deletes the rows once the
+    # answer is back, a moment later: the queue must then be empty.
+    wait_until(
+        lambda: state_counts(state, "relay")["queued"] == 0,
+        timeout=10,
+        message="the delivered rows leave the queue",
+    )
     counts = state_counts(state, "relay")
     during = [r for r in sink.requests if outage_start <= r.at < outage_end]
     outage = outage_end - outage_start
