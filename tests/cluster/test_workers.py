@@ -46,6 +46,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def lease_history(daemon) -> list[str]:
+    """Who held the connector when, from the log the supervisor and its workers share:
+    what to read when a run counts too many duplicates."""
+    kinds = ("lease.", "connector.owned", "worker.", "daemon.ready", "daemon.stopping")
+    return [
+        " ".join(
+            str(e.get(k, ""))
+            for k in ("timestamp", "event", "node", "connector", "epoch", "reason", "pid")
+        )
+        for e in daemon.log_events()
+        if str(e.get("event", "")).startswith(kinds)
+    ]
+
+
 def alive(pid: int) -> bool:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -172,4 +186,6 @@ delivery = {{ batch_size = {BATCH_SIZE}, retry_initial = 0.1, retry_max = 0.5 }}
         assert all(400 <= s < 500 for s in answers.values()), f"{node}: {answers}"
     assert sum(kills.values()) >= 4
     assert len(acked) > 300, f"too little load: {pusher.statuses}"
-    assert dup <= sum(kills.values()) * 2 * BATCH_SIZE, f"{dup} duplicates"
+    assert dup <= sum(kills.values()) * 2 * BATCH_SIZE, f"{dup} duplicates; leases:\n" + "\n".join(
+        lease_history(daemon)
+    )
