@@ -97,8 +97,9 @@ class Throttle:
         if self.stop.is_set():
             raise Stopping()
         if delay > 0:
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            try:  # not `wait_for`, which can swallow a cancellation on Python 3.11
+                async with asyncio.timeout(delay):
+                    await self.stop.wait()
             except TimeoutError:
                 return
             raise Stopping()

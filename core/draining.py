@@ -107,7 +107,7 @@ class QueueDraining:
         slots = asyncio.Semaphore(self.config.delivery.concurrency)
         cursor = 0
         last_resync = time.monotonic()
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and self.epoch is not None:  # owned
             await slots.acquire()
             try:
                 rows, cursor = await self._next_rows(cursor)
@@ -152,9 +152,15 @@ class QueueDraining:
         return rows
 
     async def _idle(self, seconds: float) -> None:
+        """Wait for new rows (`_wake`) or ``seconds``. With `asyncio.timeout`, not
+        `asyncio.wait_for`: on Python 3.11, ``wait_for`` swallows a cancellation that
+        arrives as the event fires (pushes set it every few milliseconds under load),
+        and the drain cancelled by `disown` then went on delivering without
+        acknowledging, while the new owner delivered the same rows again."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     async def _resync_depth(self) -> None:
         """Catch up with what other processes changed (``dlq replay``, ``dlq purge``)."""
